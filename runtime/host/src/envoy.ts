@@ -1,0 +1,325 @@
+// The emulated Envoy process: workers, a virtual clock driving ticks, the process-wide
+// shared data, queues and stats, clusters for http_call, and the log Envoy would write.
+import { LogLevelName, LOG_LEVELS } from "./abi.js";
+import { HeaderList, HeaderMap, InlineConfig, inlineSets, MapKind } from "./headers.js";
+import { Plugin, PluginConfig } from "./plugin.js";
+import { HttpStream, RequestSpec, StreamResult } from "./stream.js";
+import type { WasmVm } from "./vm.js";
+
+export interface EnvoyOptions {
+  /** Worker threads (--concurrency). Default 2. */
+  workers?: number;
+  /** Envoy version emulated, "1.28" ... "1.36". Default "1.36". */
+  version?: string;
+  /** Level of Envoy's `wasm` logger. Default "info". */
+  logLevel?: LogLevelName;
+  /** Inline header registry. */
+  inline?: InlineConfig;
+  /** Virtual wall clock at start, ms since the epoch. Default 2026-01-01T00:00:00Z. */
+  startTimeMs?: number;
+  node?: { id?: string; cluster?: string; metadata?: Record<string, string> };
+  /** Per-stream buffer limit for StopIterationAndBuffer (default 1 MiB). */
+  bufferLimitBytes?: number;
+}
+
+export interface LogEntry {
+  level: LogLevelName;
+  logger: string;
+  message: string;
+  plugin?: string;
+  worker?: number | string;
+}
+
+export interface CallResponse {
+  status?: number;
+  headers?: HeaderList;
+  body?: string | Uint8Array;
+  trailers?: HeaderList;
+}
+/** A cluster reachable through http_call: "reset" simulates a failed call (stream reset). */
+export type ClusterHandler = (req: { headers: HeaderList; body: Buffer; trailers: HeaderList; timeoutMs: number }) =>
+  CallResponse | "reset" | Promise<CallResponse | "reset">;
+
+export class SharedDataStore {
+  private stores = new Map<string, Map<string, { value: Buffer; cas: number }>>();
+  private casCounter = 0;
+
+  get(vmId: string, key: string): { value: Buffer; cas: number } | undefined {
+    return this.stores.get(vmId)?.get(key);
+  }
+
+  /** Envoy's rules (section 2.11): cas 0 or absent key writes; a stale cas loses. */
+  set(vmId: string, key: string, value: Buffer, cas: number): boolean {
+    let store = this.stores.get(vmId);
+    if (!store) this.stores.set(vmId, (store = new Map()));
+    const cur = store.get(key);
+    if (cur && cas !== 0 && cas !== cur.cas) return false;
+    this.casCounter = this.casCounter >= 0xffffffff ? 1 : this.casCounter + 1;
+    store.set(key, { value: Buffer.from(value), cas: this.casCounter });
+    return true;
+  }
+
+  keys(vmId: string): string[] {
+    return [...(this.stores.get(vmId)?.keys() ?? [])];
+  }
+}
+
+export class SharedQueues {
+  private byName = new Map<string, { token: number; owner: WasmVm; items: Buffer[] }>();
+  private byToken = new Map<number, { token: number; owner: WasmVm; items: Buffer[] }>();
+  private next = 1;
+
+  constructor(private readonly envoy: Envoy) {}
+
+  /** Re-registering keeps the token and data but moves ownership to the caller (section 2.12). */
+  register(vmId: string, name: string, owner: WasmVm): number {
+    const key = `${vmId}\0${name}`;
+    const q = this.byName.get(key);
+    if (q) {
+      q.owner = owner;
+      return q.token;
+    }
+    const created = { token: this.next++, owner, items: [] as Buffer[] };
+    this.byName.set(key, created);
+    this.byToken.set(created.token, created);
+    return created.token;
+  }
+
+  resolve(vmId: string, name: string): number | undefined {
+    const q = this.byName.get(`${vmId}\0${name}`);
+    return q && !q.owner.failed ? q.token : undefined;
+  }
+
+  enqueue(token: number, data: Buffer): boolean {
+    const q = this.byToken.get(token);
+    if (!q) return false;
+    q.items.push(Buffer.from(data));
+    const owner = q.owner;
+    this.envoy.post(() => owner.queueReady(token));
+    return true;
+  }
+
+  /** undefined: unknown token; null: empty. */
+  dequeue(token: number): Buffer | null | undefined {
+    const q = this.byToken.get(token);
+    if (!q) return undefined;
+    return q.items.shift() ?? null;
+  }
+}
+
+type MetricKind = "counter" | "gauge" | "histogram";
+
+export class Stats {
+  private values = new Map<string, { kind: MetricKind; value: bigint; samples: bigint[] }>();
+
+  define(name: string, kind: MetricKind): void {
+    if (!this.values.has(name)) this.values.set(name, { kind, value: 0n, samples: [] });
+  }
+
+  /** Counters need offset > 0; gauges add or subtract; histograms refuse (section 2.15). */
+  increment(name: string, offset: bigint): boolean {
+    const m = this.values.get(name)!;
+    if (m.kind === "histogram") return false;
+    if (m.kind === "counter" && offset <= 0n) return false;
+    m.value = BigInt.asUintN(64, m.value + offset);
+    return true;
+  }
+
+  record(name: string, value: bigint): void {
+    const m = this.values.get(name)!;
+    if (m.kind === "counter") m.value += value;
+    else if (m.kind === "gauge") m.value = value;
+    else m.samples.push(value);
+  }
+
+  get(name: string): bigint | undefined {
+    const m = this.values.get(name);
+    return !m || m.kind === "histogram" ? undefined : m.value;
+  }
+
+  /** Host-side counters (e.g. vm reloads). */
+  bump(name: string): void {
+    this.define(name, "counter");
+    this.values.get(name)!.value += 1n;
+  }
+
+  /** What /stats shows: custom metrics under their own name (the wasmcustom prefix is stripped). */
+  snapshot(): Record<string, { kind: MetricKind; value: number; samples: number[] }> {
+    const out: Record<string, { kind: MetricKind; value: number; samples: number[] }> = {};
+    for (const [k, m] of this.values) out[k] = { kind: m.kind, value: Number(m.value), samples: m.samples.map(Number) };
+    return out;
+  }
+}
+
+const DEFAULT_START = Date.UTC(2026, 0, 1);
+
+export class Envoy {
+  readonly workers: number;
+  readonly minor: number;
+  logLevel: LogLevelName;
+  readonly inline: Record<MapKind, Set<string>>;
+  readonly sharedData = new SharedDataStore();
+  readonly queues: SharedQueues;
+  readonly metrics = new Stats();
+  readonly clusters = new Map<string, ClusterHandler>();
+  readonly logs: LogEntry[] = [];
+  readonly plugins: Plugin[] = [];
+  readonly node: { id: string; cluster: string; metadata: Record<string, string> };
+  readonly bufferLimitBytes: number;
+  private clockMs: number;
+  private readonly startMs: number;
+  private pending = new Set<Promise<unknown>>();
+  private nextConnection = 1;
+  private nextWorker = 0;
+
+  constructor(opts: EnvoyOptions = {}) {
+    this.workers = opts.workers ?? 2;
+    const m = /^1\.(\d+)$/.exec(opts.version ?? "1.36");
+    if (!m || Number(m[1]) < 28 || Number(m[1]) > 36) throw new Error(`unsupported Envoy version ${opts.version}: the host emulates 1.28-1.36`);
+    this.minor = Number(m[1]);
+    this.logLevel = opts.logLevel ?? "info";
+    this.inline = inlineSets(opts.inline);
+    this.startMs = this.clockMs = opts.startTimeMs ?? DEFAULT_START;
+    this.node = { id: opts.node?.id ?? "sidecar~10.0.0.1~app.default~default.svc.cluster.local", cluster: opts.node?.cluster ?? "app.default", metadata: opts.node?.metadata ?? {} };
+    this.bufferLimitBytes = opts.bufferLimitBytes ?? 1 << 20;
+    this.queues = new SharedQueues(this);
+  }
+
+  // ------------------------------------------------------------ clock
+
+  nowMs(): number {
+    return this.clockMs;
+  }
+  monotonicMs(): number {
+    return this.clockMs - this.startMs;
+  }
+
+  /**
+   * Moves the virtual clock forward, firing every due tick in time order (each worker VM's
+   * root has its own timer, first tick one period after it was set, re-armed after each tick).
+   */
+  async advance(ms: number): Promise<void> {
+    const target = this.clockMs + ms;
+    for (;;) {
+      let next: { vm: WasmVm; at: number } | undefined;
+      for (const p of this.plugins) {
+        for (const vm of p.liveVms()) {
+          const r = vm.root;
+          if (r.tickPeriodMs > 0 && r.nextTickAt <= target && (!next || r.nextTickAt < next.at)) next = { vm, at: r.nextTickAt };
+        }
+      }
+      if (!next) break;
+      this.clockMs = Math.max(this.clockMs, next.at);
+      const root = next.vm.root;
+      root.nextTickAt = next.at + root.tickPeriodMs;
+      next.vm.tick();
+      await this.settle();
+    }
+    this.clockMs = target;
+    await this.settle();
+  }
+
+  /** Lets every posted callback and in-flight http_call complete. */
+  async settle(): Promise<void> {
+    for (let i = 0; i < 1000; i++) {
+      await new Promise((r) => setImmediate(r));
+      if (this.pending.size === 0) return;
+      await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setImmediate(r))]);
+    }
+  }
+
+  /** Runs `fn` asynchronously, as a post to a worker's dispatcher. */
+  post(fn: () => void): void {
+    const p = new Promise<void>((resolve) => setImmediate(() => { try { fn(); } finally { resolve(); } }));
+    this.track(p);
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.pending.add(p);
+    p.finally(() => this.pending.delete(p)).catch(() => {});
+  }
+
+  // ------------------------------------------------------------ logging
+
+  log(level: LogLevelName, logger: string, message: string, extra: Partial<LogEntry> = {}): void {
+    if (LOG_LEVELS.indexOf(level) < LOG_LEVELS.indexOf(this.logLevel)) return;
+    this.logs.push({ level, logger, message, ...extra });
+  }
+
+  logsAt(level: LogLevelName): string[] {
+    return this.logs.filter((l) => l.level === level).map((l) => l.message);
+  }
+
+  // ------------------------------------------------------------ plugins and clusters
+
+  /** Loads a plugin: base VM, canary, one VM per worker. Throws PluginLoadError when Envoy would reject it. */
+  addPlugin(config: PluginConfig): Plugin {
+    const plugin = new Plugin(this, config);
+    this.plugins.push(plugin);
+    return plugin;
+  }
+
+  /** Replaces or removes a plugin: its worker roots get on_done / on_delete. */
+  removePlugin(plugin: Plugin): void {
+    const i = this.plugins.indexOf(plugin);
+    if (i >= 0) this.plugins.splice(i, 1);
+    for (const vm of plugin.liveVms()) vm.shutdown();
+  }
+
+  addCluster(name: string, handler: ClusterHandler): void {
+    this.clusters.set(name, handler);
+  }
+
+  dispatchHttpCall(vm: WasmVm, token: number, cluster: string, headers: HeaderMap, body: Buffer, trailers: HeaderList, timeoutMs: number): void {
+    const handler = this.clusters.get(cluster)!;
+    const p = (async () => {
+      // The answer never arrives while the VM is running: at least one turn of the loop first.
+      await new Promise((r) => setImmediate(r));
+      let res: CallResponse | "reset";
+      try {
+        res = await handler({ headers: headers.pairs(), body, trailers, timeoutMs });
+      } catch {
+        res = "reset";
+      }
+      if (res === "reset") {
+        vm.deliverHttpCallResponse(token, null);
+        return;
+      }
+      const hs: HeaderList = [[":status", String(res.status ?? 200)], ...(res.headers ?? [])];
+      const b = typeof res.body === "string" ? Buffer.from(res.body, "utf8") : Buffer.from(res.body ?? []);
+      vm.deliverHttpCallResponse(token, { headers: hs, body: b, trailers: res.trailers ?? [] });
+    })();
+    this.track(p);
+  }
+
+  metric(name: string): number | undefined {
+    const v = this.metrics.get(name);
+    return v === undefined ? undefined : Number(v);
+  }
+
+  // ------------------------------------------------------------ traffic
+
+  newConnectionId(): number {
+    return this.nextConnection++;
+  }
+
+  /** Round-robin worker choice for requests that do not name one. */
+  pickWorker(): number {
+    const w = this.nextWorker;
+    this.nextWorker = (this.nextWorker + 1) % this.workers;
+    return w;
+  }
+
+  /** Sends one request through `spec.filters` (default: every plugin, in order) to the upstream. */
+  request(spec: RequestSpec): Promise<StreamResult> {
+    const stream = new HttpStream(this, spec);
+    const p = stream.run();
+    this.track(p);
+    return p;
+  }
+
+  /** Linear memory pages per worker VM of a plugin. */
+  memoryPages(plugin: Plugin): number[] {
+    return plugin.workerVms.map((vm) => (vm ? vm.memoryPages : 0));
+  }
+}

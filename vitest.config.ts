@@ -1,0 +1,9 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["runtime/host/test/**/*.test.ts", "filters/*/test/**/*.test.ts", "test/**/*.test.ts"],
+    testTimeout: 20000,
+    pool: "forks",
+  },
+});
