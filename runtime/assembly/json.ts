@@ -101,9 +101,10 @@ export class JsonParser {
     while (true) {
       this.ws();
       if (this.i >= this.s.length || this.s.charCodeAt(this.i) != 0x22) return this.fail("expected a string key");
+      const keyStart = this.i;
       const key = this.string();
       if (key === null) return null;
-      if (obj.values.has(key)) return this.fail("duplicate key \"" + key + "\"");
+      if (obj.values.has(key)) { this.i = keyStart; return this.fail("duplicate key \"" + key + "\""); }
       this.ws();
       if (this.i >= this.s.length || this.s.charCodeAt(this.i) != 0x3a) return this.fail("expected ':'");
       this.i++;
