@@ -24,6 +24,7 @@ export function modules() {
   const fixtures = [
     ["noop", "bench/noop/assembly/index.ts"],
     ["fixture", "runtime/host/test/fixture/assembly/index.ts"],
+    ["sdk-readme", "runtime/host/test/sdk-readme/assembly/index.ts"],
   ];
   for (const [name, rel] of fixtures) {
     const entry = join(root, rel);

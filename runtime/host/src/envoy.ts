@@ -20,6 +20,15 @@ export interface EnvoyOptions {
   node?: { id?: string; cluster?: string; metadata?: Record<string, string> };
   /** Per-stream buffer limit for StopIterationAndBuffer (default 1 MiB). */
   bufferLimitBytes?: number;
+  /** Record every call into every VM in `envoy.calls`. */
+  traceCalls?: boolean;
+}
+
+export interface CallRecord {
+  worker: number | "base" | "canary";
+  plugin: string;
+  name: string;
+  args: number[];
 }
 
 export interface LogEntry {
@@ -166,6 +175,7 @@ export class Envoy {
   readonly plugins: Plugin[] = [];
   readonly node: { id: string; cluster: string; metadata: Record<string, string> };
   readonly bufferLimitBytes: number;
+  readonly calls: CallRecord[] | undefined;
   private clockMs: number;
   private readonly startMs: number;
   private pending = new Set<Promise<unknown>>();
@@ -183,6 +193,7 @@ export class Envoy {
     this.node = { id: opts.node?.id ?? "sidecar~10.0.0.1~app.default~default.svc.cluster.local", cluster: opts.node?.cluster ?? "app.default", metadata: opts.node?.metadata ?? {} };
     this.bufferLimitBytes = opts.bufferLimitBytes ?? 1 << 20;
     this.queues = new SharedQueues(this);
+    this.calls = opts.traceCalls ? [] : undefined;
   }
 
   // ------------------------------------------------------------ clock

@@ -106,6 +106,7 @@ export class WasmVm {
     if (this.failed) return undefined;
     const fn = this.exportsMap[name];
     if (!fn) return undefined;
+    this.envoy.calls?.push({ worker: this.role, plugin: this.plugin.config.name, name, args });
     const savedCurrent = this.current;
     const savedEffective = this.effective;
     this.current = context;
