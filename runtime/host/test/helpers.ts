@@ -4,8 +4,11 @@ import { Envoy, EnvoyOptions, PluginConfig } from "../src/index.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 
+const FIXTURES = new Set(["fixture", "noop", "sdk-readme"]);
+
+/** Path of a built module: a filter in dist/, a fixture in dist/fixtures/. */
 export function wasmPath(name: string): string {
-  return name === "fixture" || name === "noop" ? `${root}dist/fixtures/${name}.wasm` : `${root}dist/${name}.wasm`;
+  return FIXTURES.has(name) ? `${root}dist/fixtures/${name}.wasm` : `${root}dist/${name}.wasm`;
 }
 
 export const fixtureWasm = (): Buffer => readFileSync(wasmPath("fixture"));

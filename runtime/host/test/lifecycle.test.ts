@@ -2,7 +2,8 @@
 // 1.6 (per-stream order), 1.7 (shutdown).
 import { describe, expect, test } from "vitest";
 import { Envoy, PluginLoadError } from "../src/index.js";
-import { fixtureWasm } from "./helpers.js";
+import { readFileSync } from "node:fs";
+import { fixtureWasm, wasmPath } from "./helpers.js";
 
 function traced(workers = 2) {
   const envoy = new Envoy({ workers, traceCalls: true });
@@ -123,7 +124,7 @@ describe("per-stream order (1.6)", () => {
   test("when an earlier filter answers locally, a later filter still gets create, log, done, delete but no request or response callbacks", async () => {
     const envoy = new Envoy({ workers: 1, traceCalls: true });
     const first = envoy.addPlugin({ name: "first", rootId: "fixture", wasm: fixtureWasm() });
-    const second = envoy.addPlugin({ name: "second", rootId: "add_header", wasm: (await import("node:fs")).readFileSync(new URL("../../../dist/fixtures/sdk-readme.wasm", import.meta.url)) });
+    const second = envoy.addPlugin({ name: "second", rootId: "add_header", wasm: readFileSync(wasmPath("sdk-readme")) });
     envoy.calls!.length = 0;
     const res = await envoy.request({ headers: [["x-fixture-action", "local"]], filters: [first, second] });
     expect(res.status).toBe(403);
