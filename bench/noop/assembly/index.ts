@@ -1,10 +1,14 @@
-// The floor for any AssemblyScript proxy-wasm filter: the SDK's dispatch and nothing else.
+// The floor for the suite's filters: the SDK's dispatch plus the runtime/assembly base
+// classes every filter extends, and nothing else. Built with the same toolchain and options.
 export * from "@solo-io/proxy-runtime/assembly/proxy";
 import { RootContext, Context, registerRootContext } from "@solo-io/proxy-runtime/assembly";
+import { FilterRoot, FilterStream } from "../../../runtime/assembly/index";
 
-class NoopRoot extends RootContext {
+class NoopRoot extends FilterRoot {
+  get filterName(): string { return "noop"; }
+  configure(text: string): string { return ""; }
   createContext(context_id: u32): Context {
-    return new Context(context_id, this);
+    return new FilterStream(context_id, this);
   }
 }
 

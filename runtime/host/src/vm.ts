@@ -1,6 +1,7 @@
 // One wasm instance as Envoy runs it: one per worker per plugin, plus the canary.
 // Hostcalls follow shared/reference/envoy-wasm-host.md section 2; traps section 1.9.
 import { randomFillSync } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import { BufferType, MALLOC_ALLOWED, MapType, Status, startupAllowed, LOG_LEVELS } from "./abi.js";
 import { HeaderMap, HeaderList, decodePairs, encodePairs, fromBytes, toBytes } from "./headers.js";
 import type { Envoy } from "./envoy.js";
@@ -52,6 +53,8 @@ export class WasmVm {
   private deferred: Array<() => void> = [];
   private depth = 0;
   hostcalls = 0;
+  /** Milliseconds spent inside the module (top-level calls), for the benchmark. */
+  busyMs = 0;
   readonly hostcallsByName = new Map<string, number>();
   private nextCallToken = 4;
   private nextMetric = [1, 1, 1];
@@ -113,12 +116,14 @@ export class WasmVm {
     this.effective = 0;
     this.depth++;
     let result: number | undefined;
+    const started = this.depth === 1 ? performance.now() : 0;
     try {
       result = fn(...args) as number | undefined;
     } catch (err) {
       this.trap(name, err as Error);
       result = undefined;
     } finally {
+      if (this.depth === 1) this.busyMs += performance.now() - started;
       this.depth--;
       this.current = savedCurrent;
       this.effective = savedEffective;

@@ -1,0 +1,167 @@
+// The measuring stick: cost of each built filter relative to the no-op filter (the floor of
+// any AssemblyScript proxy-wasm filter), measured in the same run, plus hostcalls per
+// request, linear memory and module size. A measurement, not a test: it never fails on numbers.
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { Envoy } from "../runtime/host/src/index.js";
+import type { RequestSpec } from "../runtime/host/src/index.js";
+
+interface Target {
+  name: string;
+  wasm: string;
+  rootId: string;
+  configuration: string;
+  mix: RequestSpec[];
+}
+
+interface Row {
+  name: string;
+  perRequestUs: number;
+  /** Time inside the module only (no host work), median over rounds. */
+  inWasmUs: number;
+  ratio: number;
+  hostcallsPerRequest: number;
+  pagesAfterWarmup: number;
+  pagesAfterRun: number;
+  requestsRun: number;
+  startupMs: number;
+  startupRatio: number;
+  wasmBytes: number;
+}
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i++) {
+  const a = process.argv[i];
+  if (a.startsWith("--")) args.set(a.slice(2), process.argv[i + 1]?.startsWith("--") === false ? process.argv[++i] : "true");
+}
+const ROUNDS = Number(args.get("rounds") ?? 5);
+const PER_ROUND = Number(args.get("per-round") ?? 5000);
+const LONG_RUN = Number(args.get("requests") ?? 1_000_000);
+const ONLY = args.get("only");
+// Runs bundled as dist/bench.mjs, so the repository root is one level up from the bundle.
+const root = new URL("..", import.meta.url).pathname;
+
+/** A realistic request mix: browser-ish GET, API POST with JSON, a request with duplicates. */
+const DEFAULT_MIX: RequestSpec[] = [
+  {
+    method: "GET", path: "/api/items?id=42&sort=asc", authority: "shop.example.com",
+    headers: [["user-agent", "Mozilla/5.0"], ["accept", "application/json"], ["accept-encoding", "gzip, br"],
+      ["cookie", "session=abc123; theme=dark"], ["x-request-id", "5f0c6f6e-1b7e-4c1a-9f57-0d6f3d2b9a10"],
+      ["traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]],
+  },
+  {
+    method: "POST", path: "/api/orders", authority: "shop.example.com",
+    headers: [["content-type", "application/json"], ["content-length", "512"], ["authorization", "Bearer eyJhbGciOi..."]],
+    body: JSON.stringify({ items: Array.from({ length: 12 }, (_, i) => ({ sku: `SKU-${i}`, qty: i + 1 })) }).padEnd(512, " "),
+  },
+  {
+    method: "GET", path: "/health", authority: "shop.example.com",
+    headers: [["x-forwarded-for", "203.0.113.7"], ["x-dup", "1"], ["x-dup", "2"], ["accept", "*/*"]],
+  },
+];
+
+const upstream = () => ({ status: 200, headers: [["content-type", "application/json"], ["cache-control", "no-store"]] as Array<[string, string]>, body: `{"ok":true}` });
+
+function targets(): Target[] {
+  const list: Target[] = [
+    { name: "noop", wasm: join(root, "dist/fixtures/noop.wasm"), rootId: "noop", configuration: "", mix: DEFAULT_MIX },
+    { name: "fixture", wasm: join(root, "dist/fixtures/fixture.wasm"), rootId: "fixture", configuration: "{}", mix: DEFAULT_MIX },
+  ];
+  // Each filter may ship bench.json: { "rootId", "configuration", "mix"? } (the e2e and filter issues add them).
+  const filtersDir = join(root, "filters");
+  if (existsSync(filtersDir)) {
+    for (const name of readdirSync(filtersDir).sort()) {
+      const wasm = join(root, "dist", `${name}.wasm`);
+      const spec = join(filtersDir, name, "bench.json");
+      if (!existsSync(wasm) || !existsSync(spec)) continue;
+      const cfg = JSON.parse(readFileSync(spec, "utf8"));
+      list.push({ name, wasm, rootId: cfg.rootId ?? name, configuration: JSON.stringify(cfg.configuration ?? {}), mix: cfg.mix ?? DEFAULT_MIX });
+    }
+  }
+  return ONLY ? list.filter((t) => t.name === "noop" || t.name === ONLY) : list;
+}
+
+function load(t: Target): { envoy: Envoy; startupMs: number } {
+  const envoy = new Envoy({ workers: 1, logLevel: "warn" });
+  const wasm = readFileSync(t.wasm);
+  const start = performance.now();
+  envoy.addPlugin({ name: t.name, rootId: t.rootId, vmId: t.name, wasm, configuration: t.configuration });
+  return { envoy, startupMs: performance.now() - start };
+}
+
+async function runRequests(envoy: Envoy, mix: RequestSpec[], n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await envoy.request({ ...mix[i % mix.length], worker: 0, upstream });
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function measure(t: Target): Promise<Omit<Row, "ratio" | "startupRatio"> & { roundsUs: number[] }> {
+  const startups: number[] = [];
+  for (let i = 0; i < 5; i++) startups.push(load(t).startupMs);
+  const { envoy } = load(t);
+  const vm = () => envoy.plugins[0].workerVms[0]!;
+  await runRequests(envoy, t.mix, 2000); // warm-up (JIT and the module's own caches)
+  const pagesAfterWarmup = vm().memoryPages;
+  const callsBefore = vm().hostcalls;
+  const roundsUs: number[] = [];
+  const wasmUs: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const busy = vm().busyMs;
+    const start = performance.now();
+    await runRequests(envoy, t.mix, PER_ROUND);
+    roundsUs.push(((performance.now() - start) * 1000) / PER_ROUND);
+    wasmUs.push(((vm().busyMs - busy) * 1000) / PER_ROUND);
+  }
+  const hostcallsPerRequest = (vm().hostcalls - callsBefore) / (ROUNDS * PER_ROUND);
+  const remaining = Math.max(0, LONG_RUN - 2000 - ROUNDS * PER_ROUND);
+  await runRequests(envoy, t.mix, remaining);
+  if (vm().failed) throw new Error(`${t.name} trapped during the benchmark`);
+  return {
+    name: t.name, perRequestUs: median(roundsUs), inWasmUs: median(wasmUs), roundsUs, hostcallsPerRequest, pagesAfterWarmup,
+    pagesAfterRun: vm().memoryPages, requestsRun: 2000 + ROUNDS * PER_ROUND + remaining,
+    startupMs: median(startups), wasmBytes: statSync(t.wasm).size,
+  };
+}
+
+async function main(): Promise<void> {
+  const list = targets();
+  for (const t of list) load(t); // warm the compiler before timing start-ups
+  const measured = [];
+  for (const t of list) {
+    process.stderr.write(`measuring ${t.name} ...\n`);
+    measured.push(await measure(t));
+  }
+  const floor = measured.find((m) => m.name === "noop")!;
+  const rows: Row[] = measured.map(({ roundsUs: _r, ...m }) => ({
+    ...m,
+    ratio: m.perRequestUs / floor.perRequestUs,
+    startupRatio: m.startupMs / floor.startupMs,
+  }));
+  const header = ["filter", "us/req", "x noop", "in-wasm us/req", "hostcalls/req", "pages warm", "pages end", "requests", "startup x noop", ".wasm KiB"];
+  const table = rows.map((r) => [
+    r.name, r.perRequestUs.toFixed(1), r.ratio.toFixed(2), r.inWasmUs.toFixed(2), r.hostcallsPerRequest.toFixed(1), String(r.pagesAfterWarmup),
+    String(r.pagesAfterRun), String(r.requestsRun), r.startupRatio.toFixed(2), (r.wasmBytes / 1024).toFixed(1),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  console.log(line(header));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const row of table) console.log(line(row));
+  const out = { date: new Date().toISOString(), node: process.version, rounds: ROUNDS, perRound: PER_ROUND, longRun: LONG_RUN, mix: "default", rows };
+  const dir = join(root, "bench", "results");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "latest.json"), JSON.stringify(out, null, 2));
+  writeFileSync(join(dir, `${out.date.replace(/[:.]/g, "-")}.json`), JSON.stringify(out, null, 2));
+  console.log(`\nwritten: bench/results/latest.json (per-request cost is the median of ${ROUNDS} rounds of ${PER_ROUND}; ratios against noop in this run)`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
