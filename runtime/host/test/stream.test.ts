@@ -41,6 +41,19 @@ describe("status mapping (4)", () => {
     expect(res.upstream!.header("x-fixture-resumed-by")).toBe("tick");
   });
 
+  test("StopIteration from headers stops everything: no body callback until the stream continues", async () => {
+    const { envoy } = withFixture({ workers: 1, traceCalls: true }, { configuration: `{"tick_ms": 50}` });
+    envoy.calls!.length = 0;
+    const pending = envoy.request({ method: "POST", body: ["a", "b"], headers: [action("stop-tick")] });
+    await envoy.settle();
+    const names = () => envoy.calls!.filter((c) => c.worker === 0).map((c) => c.name);
+    expect(names()).toEqual(["proxy_on_context_create", "proxy_on_request_headers"]);
+    await envoy.advance(50);
+    const res = await pending;
+    expect(names().filter((n) => n === "proxy_on_request_body")).toHaveLength(2);
+    expect(res.upstream!.body.toString()).toBe("ab");
+  });
+
   test("ContinueAndEndStream acts as Continue", async () => {
     const { envoy } = withFixture({ workers: 1 });
     const res = await envoy.request({ method: "POST", body: "payload", headers: [action("continue-and-end")] });
