@@ -14,7 +14,7 @@ const wasmFiles = [dist, join(dist, "fixtures")]
   .flatMap((d) => readdirSync(d).filter((f) => f.endsWith(".wasm")).map((f) => join(d, f)));
 
 test("every module the build knows about was built", () => {
-  const expected = modules().map((m: { out: string }) => m.out).sort();
+  const expected = modules().map((m) => m.out).sort();
   expect(expected.length).toBeGreaterThanOrEqual(2);
   for (const out of expected) expect(wasmFiles).toContain(out);
 });

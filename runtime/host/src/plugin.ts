@@ -91,7 +91,7 @@ export class Plugin {
     const bytes = typeof config.wasm === "string" ? readFileSync(config.wasm) : config.wasm;
     this.info = readModuleInfo(bytes);
     this.abi = checkModule(this.info, envoy.minor);
-    this.module = new WebAssembly.Module(bytes);
+    this.module = new WebAssembly.Module(new Uint8Array(bytes));
     this.configurationBytes = Buffer.from(config.configuration ?? "", "utf8");
     // Base VM: loaded and initialised, no root context (section 1.3).
     new WasmVm(this, "base");

@@ -1,0 +1,3 @@
+export interface BuiltModule { name: string; entry: string; out: string; kind: "filter" | "fixture" }
+export function modules(): BuiltModule[];
+export function build(opts?: { force?: boolean; quiet?: boolean }): Promise<Array<BuiltModule & { size: number; rebuilt: boolean }>>;
