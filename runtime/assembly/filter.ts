@@ -5,8 +5,11 @@ import { RootContext, Context } from "@solo-io/proxy-runtime/assembly";
 import { httpCall, logCritical, pluginConfiguration, refreshLogLevel, setEffectiveContext } from "./hostcalls";
 import { Header } from "./pairs";
 
-/** Called with the stream that made the call as the effective context; bodySize 0 and no :status on failure. */
-export type CallCallback = (origin: Context, headers: u32, bodySize: usize, trailers: u32) => void;
+/**
+ * Called with the stream that made the call (null for a call from the root) as the effective
+ * context; a failed call has headers 0 and no :status.
+ */
+export type CallCallback = (origin: Context | null, headers: u32, bodySize: usize, trailers: u32) => void;
 
 class PendingCall {
   constructor(public origin: Context | null, public cb: CallCallback) {}
@@ -55,7 +58,7 @@ export abstract class FilterRoot extends RootContext {
     this.calls.delete(token);
     const origin = pending.origin;
     if (origin !== null) setEffectiveContext(origin.context_id);
-    pending.cb(origin === null ? changetype<Context>(0) : origin, headers, body_size, trailers);
+    pending.cb(origin, headers, body_size, trailers);
   }
 
   /** Calls still waiting for an answer. */

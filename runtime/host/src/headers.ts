@@ -55,6 +55,11 @@ export function asciiLower(s: string): string {
   return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 }
 
+/**
+ * A header map. Building one from raw header lines with `add` semantics is also what Envoy's
+ * HTTP/1 codec does: a repeated inline header (content-type, transfer-encoding, ...) arrives as
+ * one comma-joined entry while other repeats stay separate entries.
+ */
 export class HeaderMap {
   private entries: Array<[string, string]> = [];
 
@@ -145,15 +150,6 @@ export class HeaderMap {
     m.entries = this.pairs();
     return m;
   }
-}
-
-/**
- * What Envoy's HTTP/1 codec makes of raw header lines: each line is added with add
- * semantics, so a repeated inline header (content-type, transfer-encoding, ...) arrives as one
- * comma-joined entry while other repeats stay separate entries.
- */
-export function fromHttp1Lines(inline: Set<string>, lines: HeaderList): HeaderMap {
-  return new HeaderMap(inline, lines);
 }
 
 // ---------------------------------------------------------------- byte strings

@@ -289,7 +289,7 @@ export class HttpStream {
     const vm = slot.vm!;
     if (!slot.created) {
       slot.created = true;
-      const state: StreamState = { kind: "stream", id: slot.ctxId, rootId: vm.rootId, stream: this, slot, created: true };
+      const state: StreamState = { kind: "stream", id: slot.ctxId, rootId: vm.rootId, stream: this, slot };
       vm.contexts.set(slot.ctxId, state);
       vm.call("proxy_on_context_create", slot.ctxId, slot.ctxId, vm.rootId);
     }

@@ -28,7 +28,6 @@ export interface StreamState {
   rootId: number;
   stream: HttpStream;
   slot: FilterSlot;
-  created: boolean;
 }
 
 type ContextState = RootState | StreamState;
@@ -71,9 +70,8 @@ export class WasmVm {
     }
     this.exportsMap = this.instance.exports as any;
     this.memory = this.instance.exports.memory as WebAssembly.Memory;
-    this.phase = "call";
-    // _initialize, then main; or _start (section 1.1). Only start-up hostcalls are allowed.
-    this.phase = "start";
+    // The start section ran inside `new Instance` with phase "start"; so do _initialize then
+    // main, or _start (section 1.1). Only start-up hostcalls are allowed in them.
     try {
       if (this.exportsMap._initialize) {
         this.exportsMap._initialize();
