@@ -84,6 +84,16 @@ export function getHeaders(map: i32): Array<Header> | null {
   return pairs;
 }
 
+/**
+ * The raw pairs buffer of a map (one hostcall, nothing decoded), for PairsView.parse.
+ * Null if unavailable; an empty buffer for an empty map.
+ */
+export function getHeadersRaw(map: i32): ArrayBuffer | null {
+  clearOut();
+  if (abi.proxy_get_header_map_pairs(map, OUT_PTR, OUT_LEN) != Status.Ok) return null;
+  return takeBytes();
+}
+
 export function setHeaders(map: i32, headers: Array<Header>): u32 {
   const buf = encodePairs(headers);
   return abi.proxy_set_header_map_pairs(map, changetype<usize>(buf), buf.byteLength);

@@ -16,7 +16,10 @@ export interface ConnectionInfo {
 }
 
 export interface UpstreamRequest {
+  /** Headers decoded as UTF-8 (lossy for other bytes; see rawHeaders). */
   headers: HeaderList;
+  /** Headers as byte strings (one char per byte, latin1), exactly as forwarded. */
+  rawHeaders: HeaderList;
   body: Buffer;
   trailers: HeaderList;
   header(name: string): string | undefined;
@@ -31,6 +34,22 @@ export interface UpstreamResponse {
   reset?: boolean;
   /** Address the router connected to (upstream.address). */
   address?: string;
+  /** Protocol the upstream spoke (default HTTP/1.1, whose codec validates the response). */
+  protocol?: "HTTP/1.1" | "HTTP/2";
+}
+
+/**
+ * What Envoy's HTTP/1 codec refuses in an upstream response before any filter runs: chunked
+ * applied twice (two Transfer-Encoding lines, or "chunked, chunked"), or a Transfer-Encoding
+ * on a 1xx or 204 response. The reason, or null when the response is acceptable.
+ */
+export function http1ResponseCodecError(status: number, headers: HeaderList): string | null {
+  const te = headers.filter(([k]) => k.toLowerCase() === "transfer-encoding");
+  if (te.length === 0) return null;
+  if (status === 204 || (status >= 100 && status < 200)) return "transfer encoding not allowed in 1xx or 204";
+  const codings = te.flatMap(([, v]) => v.split(",").map((c) => c.trim().toLowerCase())).filter((c) => c.length > 0);
+  if (codings.filter((c) => c === "chunked").length > 1) return "chunked transfer coding applied more than once";
+  return null;
 }
 export type Upstream = (req: UpstreamRequest) => UpstreamResponse | Promise<UpstreamResponse>;
 
@@ -39,8 +58,11 @@ export interface RequestSpec {
   path?: string;
   authority?: string;
   scheme?: string;
-  /** Further headers, in order; repeats stay separate lines (what the HTTP/1 codec receives). */
-  headers?: HeaderList | Record<string, string>;
+  /**
+   * Further headers, in order; repeats stay separate lines (what the HTTP/1 codec receives).
+   * A Uint8Array value is sent as raw bytes (e.g. invalid UTF-8).
+   */
+  headers?: Array<[string, string | Uint8Array]> | Record<string, string>;
   /** A body, or its chunks (each delivered as one data frame). */
   body?: string | Uint8Array | Array<string | Uint8Array>;
   trailers?: HeaderList;
@@ -112,9 +134,9 @@ function chunksOf(body: RequestSpec["body"]): Buffer[] {
   return list.map((c) => (typeof c === "string" ? Buffer.from(c, "utf8") : Buffer.from(c))).filter((c) => c.length > 0);
 }
 
-function toByteList(list: HeaderList | Record<string, string> | undefined): HeaderList {
+function toByteList(list: Array<[string, string | Uint8Array]> | Record<string, string> | undefined): HeaderList {
   const entries = list === undefined ? [] : Array.isArray(list) ? list : Object.entries(list);
-  return entries.map(([k, v]) => [utf8ToBytes(k), utf8ToBytes(v)]);
+  return entries.map(([k, v]) => [utf8ToBytes(k), typeof v === "string" ? utf8ToBytes(v) : Buffer.from(v).toString("latin1")]);
 }
 
 function toUtf8List(list: HeaderList): HeaderList {
@@ -443,6 +465,7 @@ export class HttpStream {
     const headers = this.reqHeaders;
     const seen: UpstreamRequest = {
       headers: toUtf8List(headers.pairs()),
+      rawHeaders: headers.pairs(),
       body: Buffer.concat(this.requestBody),
       trailers: toUtf8List(this.reqTrailers?.pairs() ?? []),
       header(name: string) {
@@ -454,6 +477,16 @@ export class HttpStream {
     const res = await (this.spec.upstream ?? defaultUpstream)(seen);
     if (res.reset) {
       this.resetDetails = "upstream_reset_before_response_started";
+      return;
+    }
+    if ((res.protocol ?? "HTTP/1.1") === "HTTP/1.1" && http1ResponseCodecError(res.status, res.headers ?? []) !== null) {
+      // The codec resets the upstream stream; the router answers with a local reply that
+      // passes through the encoder filters (flag UPE).
+      this.localReplySent = {
+        status: 502, details: "upstream_reset_before_response_started{protocol_error}", headers: [],
+        body: Buffer.from("upstream connect error or disconnect/reset before headers. reset reason: protocol error"),
+      };
+      await this.encodeLocalReply(this.localReplySent);
       return;
     }
     this.upstreamAddress = res.address;

@@ -96,3 +96,27 @@ test("close_stream resets the stream (2.9)", async () => {
   expect(res.details).toBe("wasm_close_stream");
   expect(res.upstream).toBeNull();
 });
+
+describe("the HTTP/1 codec on upstream responses (anchors 3.1; istio/istio#24753)", () => {
+  test("two Transfer-Encoding: chunked lines: Envoy's router answers 502 with protocol_error details, through the filters", async () => {
+    const { envoy } = withFixture({ workers: 1 });
+    const res = await envoy.request({
+      upstream: () => ({ status: 200, headers: [["Transfer-Encoding", "chunked"], ["transfer-encoding", "chunked"]], body: "x" }),
+    });
+    expect(res.status).toBe(502);
+    expect(res.details).toBe("upstream_reset_before_response_started{protocol_error}");
+    expect(res.body).toBe("upstream connect error or disconnect/reset before headers. reset reason: protocol error");
+    expect(res.header("x-fixture-context")).toBe("2");
+  });
+
+  test("a single Transfer-Encoding passes; over HTTP/2 the codec check does not apply", async () => {
+    const { envoy } = withFixture({ workers: 1 });
+    expect((await envoy.request({ upstream: () => ({ status: 200, headers: [["transfer-encoding", "chunked"]] }) })).status).toBe(200);
+    expect((await envoy.request({ upstream: () => ({ status: 200, protocol: "HTTP/2", headers: [["transfer-encoding", "chunked"], ["transfer-encoding", "chunked"]] }) })).status).toBe(200);
+  });
+
+  test("Transfer-Encoding on a 204 is refused too", async () => {
+    const { envoy } = withFixture({ workers: 1 });
+    expect((await envoy.request({ upstream: () => ({ status: 204, headers: [["transfer-encoding", "chunked"]] }) })).status).toBe(502);
+  });
+});
