@@ -12,14 +12,17 @@ interface Target {
   wasm: string;
   rootId: string;
   configuration: string;
+  /** Name of the request mix; the no-op filter is measured on each mix used. */
+  mixName: string;
   mix: RequestSpec[];
 }
 
 interface Row {
   name: string;
+  mix: string;
   perRequestUs: number;
-  /** Time inside the module only (no host work), median over rounds. */
-  inWasmUs: number;
+  /** Time inside the module minus this host's hostcall work (which Envoy does in C++), median over rounds. */
+  guestUs: number;
   ratio: number;
   hostcallsPerRequest: number;
   pagesAfterWarmup: number;
@@ -63,23 +66,33 @@ const DEFAULT_MIX: RequestSpec[] = [
 
 const upstream = () => ({ status: 200, headers: [["content-type", "application/json"], ["cache-control", "no-store"]] as Array<[string, string]>, body: `{"ok":true}` });
 
+const noopTarget = (mixName: string, mix: RequestSpec[]): Target =>
+  ({ name: "noop", wasm: join(root, "dist/fixtures/noop.wasm"), rootId: "noop", configuration: "", mixName, mix });
+
+interface BenchCase { name?: string; configuration?: unknown; mix?: RequestSpec[] }
+
+/** noop and fixture on the default mix, then each filter's bench.json cases (each with the noop on its mix). */
 function targets(): Target[] {
   const list: Target[] = [
-    { name: "noop", wasm: join(root, "dist/fixtures/noop.wasm"), rootId: "noop", configuration: "", mix: DEFAULT_MIX },
-    { name: "fixture", wasm: join(root, "dist/fixtures/fixture.wasm"), rootId: "fixture", configuration: "{}", mix: DEFAULT_MIX },
+    noopTarget("default", DEFAULT_MIX),
+    { name: "fixture", wasm: join(root, "dist/fixtures/fixture.wasm"), rootId: "fixture", configuration: "{}", mixName: "default", mix: DEFAULT_MIX },
   ];
-  // Each filter may ship bench.json: { "rootId", "configuration", "mix"? } (the e2e and filter issues add them).
+  // bench.json: { "rootId"?, "cases": [{ "name", "configuration", "mix"? }] }.
   const filtersDir = join(root, "filters");
   if (existsSync(filtersDir)) {
     for (const name of readdirSync(filtersDir).sort()) {
       const wasm = join(root, "dist", `${name}.wasm`);
       const spec = join(filtersDir, name, "bench.json");
       if (!existsSync(wasm) || !existsSync(spec)) continue;
-      const cfg = JSON.parse(readFileSync(spec, "utf8"));
-      list.push({ name, wasm, rootId: cfg.rootId ?? name, configuration: JSON.stringify(cfg.configuration ?? {}), mix: cfg.mix ?? DEFAULT_MIX });
+      const cfg = JSON.parse(readFileSync(spec, "utf8")) as { rootId?: string; cases: BenchCase[] };
+      for (const c of cfg.cases) {
+        const mixName = c.mix ? `${name}/${c.name}` : "default";
+        if (c.mix && !list.some((t) => t.name === "noop" && t.mixName === mixName)) list.push(noopTarget(mixName, c.mix));
+        list.push({ name: c.name ? `${name} (${c.name})` : name, wasm, rootId: cfg.rootId ?? name, configuration: JSON.stringify(c.configuration ?? {}), mixName, mix: c.mix ?? DEFAULT_MIX });
+      }
     }
   }
-  return ONLY ? list.filter((t) => t.name === "noop" || t.name === ONLY) : list;
+  return ONLY ? list.filter((t) => t.name === "noop" || t.name.startsWith(ONLY)) : list;
 }
 
 function load(t: Target): { envoy: Envoy; startupMs: number } {
@@ -110,20 +123,20 @@ async function measure(t: Target): Promise<Omit<Row, "ratio" | "startupRatio"> &
   const pagesAfterWarmup = vm().memoryPages;
   const callsBefore = vm().hostcalls;
   const roundsUs: number[] = [];
-  const wasmUs: number[] = [];
+  const guestUs: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const busy = vm().busyMs;
+    const busy = vm().busyMs - vm().hostcallMs;
     const start = performance.now();
     await runRequests(envoy, t.mix, PER_ROUND);
     roundsUs.push(((performance.now() - start) * 1000) / PER_ROUND);
-    wasmUs.push(((vm().busyMs - busy) * 1000) / PER_ROUND);
+    guestUs.push(((vm().busyMs - vm().hostcallMs - busy) * 1000) / PER_ROUND);
   }
   const hostcallsPerRequest = (vm().hostcalls - callsBefore) / (ROUNDS * PER_ROUND);
   const remaining = Math.max(0, LONG_RUN - 2000 - ROUNDS * PER_ROUND);
   await runRequests(envoy, t.mix, remaining);
   if (vm().failed) throw new Error(`${t.name} trapped during the benchmark`);
   return {
-    name: t.name, perRequestUs: median(roundsUs), inWasmUs: median(wasmUs), roundsUs, hostcallsPerRequest, pagesAfterWarmup,
+    name: t.name, mix: t.mixName, perRequestUs: median(roundsUs), guestUs: median(guestUs), roundsUs, hostcallsPerRequest, pagesAfterWarmup,
     pagesAfterRun: vm().memoryPages, requestsRun: 2000 + ROUNDS * PER_ROUND + remaining,
     startupMs: median(startups), wasmBytes: statSync(t.wasm).size,
   };
@@ -132,20 +145,20 @@ async function measure(t: Target): Promise<Omit<Row, "ratio" | "startupRatio"> &
 async function main(): Promise<void> {
   const list = targets();
   for (const t of list) load(t); // warm the compiler before timing start-ups
-  const measured = [];
+  const measured: Array<Awaited<ReturnType<typeof measure>>> = [];
   for (const t of list) {
-    process.stderr.write(`measuring ${t.name} ...\n`);
+    process.stderr.write(`measuring ${t.name} on mix ${t.mixName} ...\n`);
     measured.push(await measure(t));
   }
-  const floor = measured.find((m) => m.name === "noop")!;
+  const floorFor = (mix: string) => measured.find((m) => m.name === "noop" && m.mix === mix)!;
   const rows: Row[] = measured.map(({ roundsUs: _r, ...m }) => ({
     ...m,
-    ratio: m.perRequestUs / floor.perRequestUs,
-    startupRatio: m.startupMs / floor.startupMs,
+    ratio: m.perRequestUs / floorFor(m.mix).perRequestUs,
+    startupRatio: m.startupMs / floorFor(m.mix).startupMs,
   }));
-  const header = ["filter", "us/req", "x noop", "in-wasm us/req", "hostcalls/req", "pages warm", "pages end", "requests", "startup x noop", ".wasm KiB"];
+  const header = ["filter", "mix", "us/req", "x noop", "guest us/req", "hostcalls/req", "pages warm", "pages end", "requests", "startup x noop", ".wasm KiB"];
   const table = rows.map((r) => [
-    r.name, r.perRequestUs.toFixed(1), r.ratio.toFixed(2), r.inWasmUs.toFixed(2), r.hostcallsPerRequest.toFixed(1), String(r.pagesAfterWarmup),
+    r.name, r.mix, r.perRequestUs.toFixed(1), r.ratio.toFixed(2), r.guestUs.toFixed(2), r.hostcallsPerRequest.toFixed(1), String(r.pagesAfterWarmup),
     String(r.pagesAfterRun), String(r.requestsRun), r.startupRatio.toFixed(2), (r.wasmBytes / 1024).toFixed(1),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
@@ -153,12 +166,12 @@ async function main(): Promise<void> {
   console.log(line(header));
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
   for (const row of table) console.log(line(row));
-  const out = { date: new Date().toISOString(), node: process.version, rounds: ROUNDS, perRound: PER_ROUND, longRun: LONG_RUN, mix: "default", rows };
+  const out = { date: new Date().toISOString(), node: process.version, rounds: ROUNDS, perRound: PER_ROUND, longRun: LONG_RUN, rows };
   const dir = join(root, "bench", "results");
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "latest.json"), JSON.stringify(out, null, 2));
   writeFileSync(join(dir, `${out.date.replace(/[:.]/g, "-")}.json`), JSON.stringify(out, null, 2));
-  console.log(`\nwritten: bench/results/latest.json (per-request cost is the median of ${ROUNDS} rounds of ${PER_ROUND}; ratios against noop in this run)`);
+  console.log(`\nwritten: bench/results/latest.json (per-request cost is the median of ${ROUNDS} rounds of ${PER_ROUND}; ratios against noop on the same mix in this run)`);
 }
 
 main().catch((err) => {

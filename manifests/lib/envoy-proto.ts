@@ -59,17 +59,25 @@ export class ProtoValidationError extends Error {
   }
 }
 
+export interface ValidateOptions {
+  /**
+   * The value is a fragment merged into an existing message (an EnvoyFilter MERGE patch):
+   * fields Envoy requires may come from the message it merges into, so they are not required.
+   */
+  partial?: boolean;
+}
+
 /** Problems found validating `value` as message `typeName` ("" path = the message itself). */
-export function validateMessage(typeName: string, value: unknown, path = ""): string[] {
+export function validateMessage(typeName: string, value: unknown, path = "", opts: ValidateOptions = {}): string[] {
   const problems: string[] = [];
   const type = envoyApi().lookupType(typeName);
-  checkMessage(type, value, path || typeName, problems);
+  new Checker(problems, opts.partial === true).message(type, value, path || typeName);
   return problems;
 }
 
 /** Throws ProtoValidationError listing every problem. */
-export function assertMessage(typeName: string, value: unknown, path = ""): void {
-  const problems = validateMessage(typeName, value, path);
+export function assertMessage(typeName: string, value: unknown, path = "", opts: ValidateOptions = {}): void {
+  const problems = validateMessage(typeName, value, path, opts);
   if (problems.length > 0) throw new ProtoValidationError(problems);
 }
 
@@ -91,129 +99,141 @@ function rule(field: protobuf.Field | protobuf.OneOf, key: string): unknown {
   return field.options?.[`(validate.rules).${key}`];
 }
 
-function checkMessage(type: protobuf.Type, value: unknown, path: string, problems: string[]): void {
-  const full = type.fullName.replace(/^\./, "");
-  if (full in WRAPPERS) return checkScalar(WRAPPERS[full], value, path, problems);
-  switch (full) {
-    case "google.protobuf.Any": return checkAny(value, path, problems);
-    case "google.protobuf.Duration":
-      if (typeof value !== "string" || !/^-?\d+(\.\d{1,9})?s$/.test(value)) problems.push(`${path}: must be a duration like "1.5s", got ${JSON.stringify(value)}`);
-      return;
-    case "google.protobuf.Timestamp":
-      if (typeof value !== "string" || Number.isNaN(Date.parse(value))) problems.push(`${path}: must be an RFC 3339 timestamp`);
-      return;
-    case "google.protobuf.Struct":
-      if (!isObject(value)) problems.push(`${path}: must be an object`);
-      return;
-    case "google.protobuf.Value":
-    case "google.protobuf.ListValue":
-      return;
-    case "google.protobuf.Empty":
-      if (!isObject(value) || Object.keys(value).length > 0) problems.push(`${path}: must be {}`);
-      return;
-  }
-  if (!isObject(value)) {
-    problems.push(`${path}: must be an object (${full}), got ${Array.isArray(value) ? "array" : typeof value}`);
-    return;
-  }
-  const byJsonName = new Map<string, protobuf.Field>();
-  for (const f of type.fieldsArray) {
-    byJsonName.set(f.name, f);
-    byJsonName.set(f.name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()), f);
-  }
-  const seenOneofs = new Map<string, string>();
-  for (const [key, v] of Object.entries(value)) {
-    const f = byJsonName.get(key);
-    const p = `${path}.${key}`;
-    if (!f) {
-      problems.push(`${p}: unknown field of ${full}`);
-      continue;
-    }
-    if (f.partOf) {
-      const other = seenOneofs.get(f.partOf.name);
-      if (other) problems.push(`${p}: only one of oneof '${f.partOf.name}' may be set (also ${other})`);
-      seenOneofs.set(f.partOf.name, key);
-    }
-    if (v === null) continue;
-    checkField(f, v, p, problems);
-  }
-  for (const f of type.fieldsArray) {
-    const present = f.name in value || f.name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()) in value;
-    if (!present && (rule(f, "message.required") || rule(f, "duration.required") || rule(f, "any.required") || rule(f, "timestamp.required"))) {
-      problems.push(`${path}.${f.name}: is required by ${full}`);
-    }
-  }
-  for (const o of type.oneofsArray) {
-    if (o.options?.["(validate.required)"] && !seenOneofs.has(o.name)) problems.push(`${path}: one of oneof '${o.name}' (${o.oneof.join(", ")}) is required by ${full}`);
-  }
-}
+class Checker {
+  constructor(readonly problems: string[], readonly partial: boolean) {}
 
-function checkField(f: protobuf.Field, v: unknown, path: string, problems: string[]): void {
-  if (f.map) {
-    if (!isObject(v)) { problems.push(`${path}: must be a map (object)`); return; }
-    for (const [k, item] of Object.entries(v)) checkSingle(f, item, `${path}["${k}"]`, problems);
-    return;
-  }
-  if (f.repeated) {
-    if (!Array.isArray(v)) { problems.push(`${path}: must be a list`); return; }
-    const min = rule(f, "repeated.min_items");
-    if (typeof min === "number" && v.length < min) problems.push(`${path}: needs at least ${min} item(s)`);
-    v.forEach((item, i) => checkSingle(f, item, `${path}[${i}]`, problems));
-    return;
-  }
-  checkSingle(f, v, path, problems);
-}
-
-function checkSingle(f: protobuf.Field, v: unknown, path: string, problems: string[]): void {
-  const rt = f.resolvedType;
-  if (rt instanceof protobuf.Enum) {
-    if (typeof v === "string" ? !(v in rt.values) : !(typeof v === "number" && Object.values(rt.values).includes(v))) {
-      problems.push(`${path}: ${JSON.stringify(v)} is not a value of ${rt.name} (${Object.keys(rt.values).join(", ")})`);
+  message(type: protobuf.Type, value: unknown, path: string): void {
+    const problems = this.problems;
+    const full = type.fullName.replace(/^\./, "");
+    if (full in WRAPPERS) return this.scalar(WRAPPERS[full], value, path);
+    switch (full) {
+      case "google.protobuf.Any": return this.any(value, path);
+      case "google.protobuf.Duration":
+        if (typeof value !== "string" || !/^-?\d+(\.\d{1,9})?s$/.test(value)) problems.push(`${path}: must be a duration like "1.5s", got ${JSON.stringify(value)}`);
+        return;
+      case "google.protobuf.Timestamp":
+        if (typeof value !== "string" || Number.isNaN(Date.parse(value))) problems.push(`${path}: must be an RFC 3339 timestamp`);
+        return;
+      case "google.protobuf.Struct":
+        if (!isObject(value)) problems.push(`${path}: must be an object`);
+        return;
+      case "google.protobuf.Value":
+      case "google.protobuf.ListValue":
+        return;
+      case "google.protobuf.Empty":
+        if (!isObject(value) || Object.keys(value).length > 0) problems.push(`${path}: must be {}`);
+        return;
     }
-    return;
+    if (!isObject(value)) {
+      problems.push(`${path}: must be an object (${full}), got ${Array.isArray(value) ? "array" : typeof value}`);
+      return;
+    }
+    const byJsonName = new Map<string, protobuf.Field>();
+    for (const f of type.fieldsArray) {
+      byJsonName.set(f.name, f);
+      byJsonName.set(f.name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()), f);
+    }
+    const seenOneofs = new Map<string, string>();
+    for (const [key, v] of Object.entries(value)) {
+      const f = byJsonName.get(key);
+      const p = `${path}.${key}`;
+      if (!f) {
+        problems.push(`${p}: unknown field of ${full}`);
+        continue;
+      }
+      if (f.partOf) {
+        const other = seenOneofs.get(f.partOf.name);
+        if (other) problems.push(`${p}: only one of oneof '${f.partOf.name}' may be set (also ${other})`);
+        seenOneofs.set(f.partOf.name, key);
+      }
+      if (v === null) continue;
+      this.field(f, v, p);
+    }
+    if (this.partial) return;
+    for (const f of type.fieldsArray) {
+      // A required rule on a oneof member applies only when that member is the one set.
+      if (f.partOf) continue;
+      const present = f.name in value || f.name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()) in value;
+      if (!present && (rule(f, "message.required") || rule(f, "duration.required") || rule(f, "any.required") || rule(f, "timestamp.required"))) {
+        problems.push(`${path}.${f.name}: is required by ${full}`);
+      }
+    }
+    for (const o of type.oneofsArray) {
+      if (o.options?.["(validate.required)"] && !seenOneofs.has(o.name)) problems.push(`${path}: one of oneof '${o.name}' (${o.oneof.join(", ")}) is required by ${full}`);
+    }
   }
-  if (rt instanceof protobuf.Type) return checkMessage(rt, v, path, problems);
-  checkScalar(f.type, v, path, problems);
-  const minLen = rule(f, "string.min_len");
-  if (typeof minLen === "number" && typeof v === "string" && v.length < minLen) problems.push(`${path}: must have at least ${minLen} character(s)`);
-}
 
-function checkScalar(type: string, v: unknown, path: string, problems: string[]): void {
-  const bad = (what: string) => problems.push(`${path}: must be ${what}, got ${JSON.stringify(v)}`);
-  if (type === "string") { if (typeof v !== "string") bad("a string"); return; }
-  if (type === "bytes") { if (typeof v !== "string" || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(v)) bad("base64 bytes"); return; }
-  if (type === "bool") { if (typeof v !== "boolean") bad("a boolean"); return; }
-  if (type === "double" || type === "float") { if (typeof v !== "number" && !(typeof v === "string" && v !== "" && !Number.isNaN(Number(v)))) bad("a number"); return; }
-  if (INT_TYPES.has(type) || LONG_TYPES.has(type)) {
-    const n = typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : NaN;
-    if (!Number.isInteger(n)) return bad("an integer");
-    if (type.startsWith("u") || type.startsWith("fixed")) { if (n < 0) bad("non-negative"); }
-    if ((type === "uint32" || type === "fixed32") && n > 0xffffffff) bad("a uint32");
-    if ((type === "int32" || type === "sint32" || type === "sfixed32") && (n < -(2 ** 31) || n >= 2 ** 31)) bad("an int32");
-    return;
+  field(f: protobuf.Field, v: unknown, path: string): void {
+    const problems = this.problems;
+    if (f.map) {
+      if (!isObject(v)) { problems.push(`${path}: must be a map (object)`); return; }
+      for (const [k, item] of Object.entries(v)) this.single(f, item, `${path}["${k}"]`);
+      return;
+    }
+    if (f.repeated) {
+      if (!Array.isArray(v)) { problems.push(`${path}: must be a list`); return; }
+      const min = rule(f, "repeated.min_items");
+      if (typeof min === "number" && v.length < min) problems.push(`${path}: needs at least ${min} item(s)`);
+      v.forEach((item, i) => this.single(f, item, `${path}[${i}]`));
+      return;
+    }
+    this.single(f, v, path);
   }
-  problems.push(`${path}: unsupported scalar type ${type}`);
-}
 
-function checkAny(v: unknown, path: string, problems: string[]): void {
-  if (!isObject(v) || typeof v["@type"] !== "string") {
-    problems.push(`${path}: an Any needs "@type"`);
-    return;
+  single(f: protobuf.Field, v: unknown, path: string): void {
+    const problems = this.problems;
+    const rt = f.resolvedType;
+    if (rt instanceof protobuf.Enum) {
+      if (typeof v === "string" ? !(v in rt.values) : !(typeof v === "number" && Object.values(rt.values).includes(v))) {
+        problems.push(`${path}: ${JSON.stringify(v)} is not a value of ${rt.name} (${Object.keys(rt.values).join(", ")})`);
+      }
+      return;
+    }
+    if (rt instanceof protobuf.Type) return this.message(rt, v, path);
+    this.scalar(f.type, v, path);
+    const minLen = rule(f, "string.min_len");
+    if (typeof minLen === "number" && typeof v === "string" && v.length < minLen) problems.push(`${path}: must have at least ${minLen} character(s)`);
   }
-  const url = v["@type"];
-  const type = typeForUrl(url);
-  if (!type) {
-    problems.push(`${path}: unknown type URL ${url}`);
-    return;
+
+  scalar(type: string, v: unknown, path: string): void {
+    const problems = this.problems;
+    const bad = (what: string): void => { problems.push(`${path}: must be ${what}, got ${JSON.stringify(v)}`); };
+    if (type === "string") { if (typeof v !== "string") bad("a string"); return; }
+    if (type === "bytes") { if (typeof v !== "string" || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(v)) bad("base64 bytes"); return; }
+    if (type === "bool") { if (typeof v !== "boolean") bad("a boolean"); return; }
+    if (type === "double" || type === "float") { if (typeof v !== "number" && !(typeof v === "string" && v !== "" && !Number.isNaN(Number(v)))) bad("a number"); return; }
+    if (INT_TYPES.has(type) || LONG_TYPES.has(type)) {
+      const n = typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : NaN;
+      if (!Number.isInteger(n)) return bad("an integer");
+      if (type.startsWith("u") || type.startsWith("fixed")) { if (n < 0) bad("non-negative"); }
+      if ((type === "uint32" || type === "fixed32") && n > 0xffffffff) bad("a uint32");
+      if ((type === "int32" || type === "sint32" || type === "sfixed32") && (n < -(2 ** 31) || n >= 2 ** 31)) bad("an int32");
+      return;
+    }
+    problems.push(`${path}: unsupported scalar type ${type}`);
   }
-  const { "@type": _t, ...rest } = v;
-  const full = type.fullName.replace(/^\./, "");
-  // Well-known types with a non-object JSON form keep it under "value".
-  if (full in WRAPPERS || ["google.protobuf.Duration", "google.protobuf.Timestamp", "google.protobuf.Struct", "google.protobuf.Value"].includes(full)) {
-    const keys = Object.keys(rest);
-    if (keys.length !== 1 || keys[0] !== "value") problems.push(`${path}: an Any of ${full} holds exactly one field, "value"`);
-    else checkMessage(type, rest.value, `${path}.value`, problems);
-    return;
+
+  any(v: unknown, path: string): void {
+    const problems = this.problems;
+    if (!isObject(v) || typeof v["@type"] !== "string") {
+      problems.push(`${path}: an Any needs "@type"`);
+      return;
+    }
+    const url = v["@type"];
+    const type = typeForUrl(url);
+    if (!type) {
+      problems.push(`${path}: unknown type URL ${url}`);
+      return;
+    }
+    const { "@type": _t, ...rest } = v;
+    const full = type.fullName.replace(/^\./, "");
+    // Well-known types with a non-object JSON form keep it under "value".
+    if (full in WRAPPERS || ["google.protobuf.Duration", "google.protobuf.Timestamp", "google.protobuf.Struct", "google.protobuf.Value"].includes(full)) {
+      const keys = Object.keys(rest);
+      if (keys.length !== 1 || keys[0] !== "value") problems.push(`${path}: an Any of ${full} holds exactly one field, "value"`);
+      else this.message(type, rest.value, `${path}.value`);
+      return;
+    }
+    this.message(type, rest, path);
   }
-  checkMessage(type, rest, path, problems);
 }

@@ -54,6 +54,8 @@ export class WasmVm {
   hostcalls = 0;
   /** Milliseconds spent inside the module (top-level calls), for the benchmark. */
   busyMs = 0;
+  /** Of busyMs, milliseconds spent in this host's hostcall implementations. */
+  hostcallMs = 0;
   readonly hostcallsByName = new Map<string, number>();
   private nextCallToken = 4;
   private nextMetric = [1, 1, 1];
@@ -282,7 +284,12 @@ export class WasmVm {
         if (this.phase === "malloc" && !MALLOC_ALLOWED.has(full)) throw new TrapError(`restricted_callback: ${full}`);
         this.hostcalls++;
         this.hostcallsByName.set(imp.name, (this.hostcallsByName.get(imp.name) ?? 0) + 1);
-        return fn(...args);
+        const started = performance.now();
+        try {
+          return fn(...args);
+        } finally {
+          this.hostcallMs += performance.now() - started;
+        }
       };
     }
     return imports;

@@ -1,0 +1,98 @@
+// The case-preservation manifests, checked against the schemas Istio and Envoy use:
+// @kubernetes-models/istio for the EnvoyFilter resource, Envoy's protos for every Envoy message.
+import { readFileSync } from "node:fs";
+import { EnvoyFilter } from "@kubernetes-models/istio/networking.istio.io/v1alpha3/EnvoyFilter";
+import { describe, expect, test } from "vitest";
+import { parse } from "yaml";
+import { Envoy } from "../../runtime/host/src/index.js";
+import { wasmPath } from "../../runtime/host/test/helpers.js";
+import { validateMessage } from "../lib/envoy-proto.js";
+
+const read = (rel: string) => parse(readFileSync(new URL(`../${rel}`, import.meta.url), "utf8"));
+const PRESERVE_CASE = "type.googleapis.com/envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig";
+
+function preserveCase(headerKeyFormat: any): boolean {
+  const f = headerKeyFormat?.stateful_formatter;
+  return f?.name === "preserve_case" && f.typed_config?.["@type"] === PRESERVE_CASE && f.typed_config.formatter_type_on_envoy_headers === "PROPER_CASE";
+}
+
+describe("the validator itself", () => {
+  test("a complete message must carry what Envoy requires; a MERGE fragment need not", () => {
+    const hcm = { "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", stat_prefix: "x" };
+    expect(validateMessage("google.protobuf.Any", hcm, "hcm")).toEqual([
+      "hcm: one of oneof 'route_specifier' (rds, route_config, scoped_routes) is required by envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+    ]);
+    expect(validateMessage("google.protobuf.Any", hcm, "hcm", { partial: true })).toEqual([]);
+  });
+
+  test("catches a misspelt field, a bad enum value, an unknown type URL and a oneof set twice", () => {
+    const hcm = (formatter: object) => ({
+      "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+      stat_prefix: "x",
+      http_protocol_options: { header_key_format: formatter },
+    });
+    const any = (v: object) => validateMessage("google.protobuf.Any", v, "hcm", { partial: true });
+    expect(any(hcm({ stateful_formatter: { name: "preserve_case", typed_config: { "@type": PRESERVE_CASE, formatter_type_on_envoy_header: "PROPER_CASE" } } })))
+      .toEqual([`hcm.http_protocol_options.header_key_format.stateful_formatter.typed_config.formatter_type_on_envoy_header: unknown field of envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig`]);
+    expect(any(hcm({ stateful_formatter: { name: "preserve_case", typed_config: { "@type": PRESERVE_CASE, formatter_type_on_envoy_headers: "UPPER" } } }))[0])
+      .toMatch(/"UPPER" is not a value of FormatterTypeOnEnvoyHeaders/);
+    expect(any(hcm({ stateful_formatter: { name: "preserve_case", typed_config: { "@type": "type.googleapis.com/envoy.nope.v3.Nope" } } }))[0])
+      .toMatch(/unknown type URL/);
+    expect(any(hcm({ proper_case_words: {}, stateful_formatter: { name: "x", typed_config: { "@type": PRESERVE_CASE } } }))[0])
+      .toMatch(/only one of oneof 'header_format'/);
+  });
+});
+
+describe("manifests/envoy/header-normalizer.yaml (standalone Envoy)", () => {
+  const bootstrap = read("envoy/header-normalizer.yaml");
+
+  test("is a valid envoy.config.bootstrap.v3.Bootstrap", () => {
+    expect(validateMessage("envoy.config.bootstrap.v3.Bootstrap", bootstrap)).toEqual([]);
+  });
+
+  const hcm = bootstrap.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+
+  test("preserve_case is set on the connection manager and on the cluster", () => {
+    expect(preserveCase(hcm.http_protocol_options.header_key_format)).toBe(true);
+    const opts = bootstrap.static_resources.clusters[0].typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    expect(preserveCase(opts.explicit_http_config.http_protocol_options.header_key_format)).toBe(true);
+  });
+
+  test("the wasm filter runs before the router, with the root_id the module registers and a config it accepts", () => {
+    const names = hcm.http_filters.map((f: any) => f.name);
+    expect(names).toEqual(["header-normalizer", "envoy.filters.http.router"]);
+    const plugin = hcm.http_filters[0].typed_config.config;
+    expect(plugin.fail_open).toBe(true);
+    const envoy = new Envoy({ workers: 1 });
+    expect(() => envoy.addPlugin({
+      name: plugin.name, rootId: plugin.root_id, vmId: plugin.vm_config.vm_id,
+      wasm: readFileSync(wasmPath("header-normalizer")), configuration: plugin.configuration.value,
+    })).not.toThrow();
+  });
+});
+
+describe("manifests/header-normalizer/preserve-case.envoyfilter.yaml (Istio)", () => {
+  const ef = read("header-normalizer/preserve-case.envoyfilter.yaml");
+
+  test("is a valid Istio EnvoyFilter with a workload selector", () => {
+    expect(() => new EnvoyFilter(ef).validate()).not.toThrow();
+    expect(Object.keys(ef.spec.workloadSelector.labels).length).toBeGreaterThan(0);
+  });
+
+  test("patches the connection manager and the clusters, inbound and outbound", () => {
+    const kinds = ef.spec.configPatches.map((p: any) => `${p.applyTo}/${p.match.context}`).sort();
+    expect(kinds).toEqual(["CLUSTER/SIDECAR_INBOUND", "CLUSTER/SIDECAR_OUTBOUND", "NETWORK_FILTER/SIDECAR_INBOUND", "NETWORK_FILTER/SIDECAR_OUTBOUND"]);
+  });
+
+  test.each([0, 1, 2, 3])("patch %i is a valid Envoy message of the type it patches, with preserve_case", (i) => {
+    const patch = ef.spec.configPatches[i];
+    const type = patch.applyTo === "CLUSTER" ? "envoy.config.cluster.v3.Cluster" : "envoy.config.listener.v3.Filter";
+    expect(patch.patch.operation).toBe("MERGE");
+    expect(validateMessage(type, patch.patch.value, `configPatches[${i}].patch.value`, { partial: true })).toEqual([]);
+    const v = patch.patch.value;
+    const format = patch.applyTo === "CLUSTER"
+      ? v.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].explicit_http_config.http_protocol_options.header_key_format
+      : v.typed_config.http_protocol_options.header_key_format;
+    expect(preserveCase(format)).toBe(true);
+  });
+});
