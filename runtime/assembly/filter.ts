@@ -6,10 +6,11 @@ import { httpCall, logCritical, pluginConfiguration, refreshLogLevel, setEffecti
 import { Header } from "./pairs";
 
 /**
- * Called with the stream that made the call (null for a call from the root) as the effective
- * context; a failed call has headers 0 and no :status.
+ * Called with the root that made the call and the stream it was made for (null for a call from
+ * the root itself), which is then the effective context. A failed call has headers 0 and no
+ * :status. (AssemblyScript has no closures: state travels through these two arguments.)
  */
-export type CallCallback = (origin: Context | null, headers: u32, bodySize: usize, trailers: u32) => void;
+export type CallCallback = (root: FilterRoot, origin: Context | null, headers: u32, bodySize: usize, trailers: u32) => void;
 
 class PendingCall {
   constructor(public origin: Context | null, public cb: CallCallback) {}
@@ -58,7 +59,7 @@ export abstract class FilterRoot extends RootContext {
     this.calls.delete(token);
     const origin = pending.origin;
     if (origin !== null) setEffectiveContext(origin.context_id);
-    pending.cb(origin, headers, body_size, trailers);
+    pending.cb(this, origin, headers, body_size, trailers);
   }
 
   /** Calls still waiting for an answer. */

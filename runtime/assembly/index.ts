@@ -7,3 +7,4 @@ export * from "./config";
 export * from "./ip";
 export * from "./httplist";
 export * from "./filter";
+export * from "./environ";

@@ -1,0 +1,6 @@
+// env-router: registers its root context under the name the manifests use as root_id.
+export * from "@solo-io/proxy-runtime/assembly/proxy";
+import { RootContext, registerRootContext } from "@solo-io/proxy-runtime/assembly";
+import { EnvRouterRoot, FILTER_NAME } from "./filter";
+
+registerRootContext((context_id: u32): RootContext => new EnvRouterRoot(context_id), FILTER_NAME);
