@@ -92,7 +92,9 @@ function targets(): Target[] {
       }
     }
   }
-  return ONLY ? list.filter((t) => t.name === "noop" || t.name.startsWith(ONLY)) : list;
+  if (!ONLY) return list;
+  const chosen = list.filter((t) => t.name !== "noop" && t.name.startsWith(ONLY));
+  return list.filter((t) => chosen.includes(t) || (t.name === "noop" && chosen.some((c) => c.mixName === t.mixName)));
 }
 
 function load(t: Target): { envoy: Envoy; startupMs: number } {
@@ -103,9 +105,19 @@ function load(t: Target): { envoy: Envoy; startupMs: number } {
   return { envoy, startupMs: performance.now() - start };
 }
 
+let seq = 0;
+
+/** "{{seq}}" in a header value becomes a number unique to each request (32 hex digits). */
+function instantiate(spec: RequestSpec): RequestSpec {
+  const headers = spec.headers;
+  if (!Array.isArray(headers) || !headers.some(([, v]) => typeof v === "string" && v.includes("{{seq}}"))) return spec;
+  const id = (++seq).toString(16).padStart(32, "0");
+  return { ...spec, headers: headers.map(([k, v]) => [k, typeof v === "string" ? v.replace("{{seq}}", id) : v]) };
+}
+
 async function runRequests(envoy: Envoy, mix: RequestSpec[], n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
-    await envoy.request({ ...mix[i % mix.length], worker: 0, upstream });
+    await envoy.request({ ...instantiate(mix[i % mix.length]), worker: 0, upstream });
   }
 }
 
