@@ -1,0 +1,166 @@
+// env-router's resources: per service, a DestinationRule with one subset per env label and a
+// VirtualService routing on the x-env-route header the filter writes, `default` last; the
+// filter's placements (sidecar inbound and outbound, gateway); and a standalone Envoy
+// bootstrap whose route table does the same routing with one cluster per service and env.
+import { createHash } from "node:crypto";
+import { envoyFilter, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+
+export interface EnvRouterSpec {
+  namespace: string;
+  /** Label carrying a pod's env. */
+  envLabel: string;
+  routeHeader: string;
+  defaultEnv: string;
+  /** service short name -> envs that run it. */
+  services: Record<string, string[]>;
+  /** Workloads whose sidecars run the filter, and the gateway. */
+  sidecarSelector: Record<string, string>;
+  gatewaySelector: Record<string, string>;
+  gatewayTrust: { source_cidrs?: string[]; header?: string };
+  image: { url: string; sha256: string };
+}
+
+/** A DNS-1123 subset name for an env (dots are not allowed there). */
+export function subsetName(env: string): string {
+  if (!env.includes(".")) return env;
+  const hash = createHash("sha256").update(env).digest("hex").slice(0, 6);
+  return `${env.replace(/\./g, "-").slice(0, 55)}-${hash}`;
+}
+
+function fqdn(spec: EnvRouterSpec, service: string): string {
+  return `${service}.${spec.namespace}.svc.cluster.local`;
+}
+
+export function destinationRule(spec: EnvRouterSpec, service: string): Record<string, unknown> {
+  return {
+    apiVersion: "networking.istio.io/v1",
+    kind: "DestinationRule",
+    metadata: { name: `${service}-env`, namespace: spec.namespace },
+    spec: {
+      host: fqdn(spec, service),
+      subsets: spec.services[service].map((env) => ({ name: subsetName(env), labels: { [spec.envLabel]: env } })),
+    },
+  };
+}
+
+export function virtualService(spec: EnvRouterSpec, service: string): Record<string, unknown> {
+  const envs = spec.services[service];
+  const host = fqdn(spec, service);
+  const others = envs.filter((e) => e !== spec.defaultEnv);
+  return {
+    apiVersion: "networking.istio.io/v1",
+    kind: "VirtualService",
+    metadata: { name: `${service}-env`, namespace: spec.namespace },
+    spec: {
+      hosts: [host],
+      http: [
+        ...others.map((env) => ({
+          name: `env-${subsetName(env)}`,
+          match: [{ headers: { [spec.routeHeader]: { exact: env } } }],
+          route: [{ destination: { host, subset: subsetName(env) } }],
+        })),
+        { name: "env-default", route: [{ destination: { host, subset: subsetName(spec.defaultEnv) } }] },
+      ],
+    },
+  };
+}
+
+/** Every Istio resource env-router needs, in apply order. */
+export function istioResources(spec: EnvRouterSpec): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const service of Object.keys(spec.services).sort()) {
+    out.push(destinationRule(spec, service), virtualService(spec, service));
+  }
+  const base = { namespace: spec.namespace, filter: "env-router", filename: "/var/local/lib/wasm/env-router.wasm", failOpen: true };
+  const outbound = { services: spec.services, default_env: spec.defaultEnv, route_header: spec.routeHeader };
+  out.push(
+    envoyFilter({ ...base, name: "env-router-outbound", selector: spec.sidecarSelector, placement: "sidecar-outbound", configuration: { mode: "outbound", ...outbound } }),
+    envoyFilter({ ...base, name: "env-router-inbound", selector: spec.sidecarSelector, placement: "sidecar-inbound", configuration: { mode: "inbound" } }),
+    envoyFilter({ ...base, name: "env-router-gateway", selector: spec.gatewaySelector, placement: "gateway", configuration: { mode: "gateway", trust: spec.gatewayTrust, ...outbound } }),
+  );
+  return out;
+}
+
+/** The same placements as Istio WasmPlugins pulled from a registry (pinned by digest). */
+export function wasmPlugins(spec: EnvRouterSpec): Record<string, unknown>[] {
+  const outbound = { services: spec.services, default_env: spec.defaultEnv, route_header: spec.routeHeader };
+  const base = { namespace: spec.namespace, filter: "env-router", url: spec.image.url, sha256: spec.image.sha256, phase: "STATS" as const, priority: 10, failStrategy: "FAIL_OPEN" as const };
+  return [
+    wasmPlugin({ ...base, name: "env-router-outbound", selector: spec.sidecarSelector, placement: "sidecar-outbound", configuration: { mode: "outbound", ...outbound } }),
+    wasmPlugin({ ...base, name: "env-router-inbound", selector: spec.sidecarSelector, placement: "sidecar-inbound", configuration: { mode: "inbound" } }),
+    wasmPlugin({ ...base, name: "env-router-gateway", selector: spec.gatewaySelector, placement: "gateway", configuration: { mode: "gateway", trust: spec.gatewayTrust, ...outbound } }),
+  ];
+}
+
+/**
+ * A standalone Envoy bootstrap: one listener with env-router (outbound mode) before the
+ * router, a virtual host per service whose routes match the route header, and a static
+ * cluster per service and env (ports from `port(service, env)`).
+ */
+export function standaloneBootstrap(spec: EnvRouterSpec, listenPort: number, port: (service: string, env: string) => number): Record<string, unknown> {
+  const services = Object.keys(spec.services).sort();
+  const cluster = (service: string, env: string) => `${service}.${env}`;
+  return {
+    static_resources: {
+      listeners: [{
+        name: "env-router",
+        address: { socket_address: { address: "127.0.0.1", port_value: listenPort } },
+        filter_chains: [{
+          filters: [{
+            name: "envoy.filters.network.http_connection_manager",
+            typed_config: {
+              "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+              stat_prefix: "env_router",
+              route_config: {
+                name: "env-routes",
+                virtual_hosts: services.map((service) => ({
+                  name: service,
+                  domains: [service, `${service}:*`, fqdn(spec, service), `${fqdn(spec, service)}:*`],
+                  routes: [
+                    ...spec.services[service].filter((e) => e !== spec.defaultEnv).map((env) => ({
+                      match: { prefix: "/", headers: [{ name: spec.routeHeader, string_match: { exact: env } }] },
+                      route: { cluster: cluster(service, env) },
+                    })),
+                    { match: { prefix: "/" }, route: { cluster: cluster(service, spec.defaultEnv) } },
+                  ],
+                })),
+              },
+              http_filters: [
+                wasmHttpFilter({ filter: "env-router", filename: "dist/env-router.wasm", failOpen: true,
+                  configuration: { mode: "outbound", services: spec.services, default_env: spec.defaultEnv, route_header: spec.routeHeader, explain: true } }),
+                { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+              ],
+            },
+          }],
+        }],
+      }],
+      clusters: services.flatMap((service) => spec.services[service].map((env) => ({
+        name: cluster(service, env),
+        type: "STATIC",
+        connect_timeout: "1s",
+        load_assignment: {
+          cluster_name: cluster(service, env),
+          endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port(service, env) } } } }] }],
+        },
+      }))),
+    },
+  };
+}
+
+/** The example the rendered manifests are made from: bookinfo with two test envs. */
+export const EXAMPLE: EnvRouterSpec = {
+  namespace: "bookinfo",
+  envLabel: "env",
+  routeHeader: "x-env-route",
+  defaultEnv: "default",
+  services: {
+    productpage: ["default", "feature-x"],
+    reviews: ["default", "feature-x", "team-a"],
+    ratings: ["default", "team-a"],
+    details: ["default"],
+  },
+  sidecarSelector: { "env-router.filter-suite/enabled": "true" },
+  gatewaySelector: { istio: "ingressgateway" },
+  gatewayTrust: { source_cidrs: ["10.0.0.0/8"], header: "x-env-trusted" },
+  image: { url: "oci://ghcr.io/example/filter-suite/env-router:0.1.0", sha256: "0000000000000000000000000000000000000000000000000000000000000000" },
+};

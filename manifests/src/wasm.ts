@@ -1,0 +1,125 @@
+// Placing a wasm filter: the Envoy HTTP filter message, an Istio EnvoyFilter that inserts it
+// (workloadSelector always), and an Istio WasmPlugin. Shared by every filter's manifests.
+
+/** Istio minors whose Envoy (1.28-1.36) the suite supports: Istio 1.20-1.28. */
+export const PROXY_VERSION_REGEX = "^1\\.(2[0-8])\\..*";
+
+export type Placement = "sidecar-inbound" | "sidecar-outbound" | "gateway";
+
+export const CONTEXT: Record<Placement, string> = {
+  "sidecar-inbound": "SIDECAR_INBOUND",
+  "sidecar-outbound": "SIDECAR_OUTBOUND",
+  gateway: "GATEWAY",
+};
+
+export interface WasmFilterSpec {
+  /** The filter's name: root_id, plugin name and vm_id. */
+  filter: string;
+  /** The plugin configuration, serialised as the StringValue text. */
+  configuration: object;
+  /** Where Envoy finds the module (standalone and EnvoyFilter placements). */
+  filename: string;
+  /** Legacy fail_open (valid on Envoy 1.28-1.36); false means fail closed. */
+  failOpen: boolean;
+}
+
+/** envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter running the module. */
+export function wasmHttpFilter(spec: WasmFilterSpec, nameSuffix = ""): Record<string, unknown> {
+  return {
+    name: spec.filter + nameSuffix,
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+      config: {
+        name: spec.filter + nameSuffix,
+        root_id: spec.filter,
+        fail_open: spec.failOpen,
+        configuration: {
+          "@type": "type.googleapis.com/google.protobuf.StringValue",
+          value: JSON.stringify(spec.configuration),
+        },
+        vm_config: {
+          vm_id: spec.filter,
+          runtime: "envoy.wasm.runtime.v8",
+          code: { local: { filename: spec.filename } },
+        },
+      },
+    },
+  };
+}
+
+export interface IstioPlacementSpec extends WasmFilterSpec {
+  name: string;
+  namespace: string;
+  selector: Record<string, string>;
+  placement: Placement;
+}
+
+/**
+ * An EnvoyFilter inserting the filter just before the router of the selected workloads'
+ * HTTP connection managers, for the supported proxy versions only. Code comes from a local file
+ * (mount it into the proxy, e.g. with sidecar.istio.io/userVolume); prefer the WasmPlugin when
+ * the module can be pulled from a registry.
+ */
+export function envoyFilter(spec: IstioPlacementSpec): Record<string, unknown> {
+  return {
+    apiVersion: "networking.istio.io/v1alpha3",
+    kind: "EnvoyFilter",
+    metadata: { name: spec.name, namespace: spec.namespace, labels: { "app.kubernetes.io/part-of": "envoy-wasm-filter-suite", "filter-suite/filter": spec.filter } },
+    spec: {
+      workloadSelector: { labels: spec.selector },
+      configPatches: [{
+        applyTo: "HTTP_FILTER",
+        match: {
+          context: CONTEXT[spec.placement],
+          proxy: { proxyVersion: PROXY_VERSION_REGEX },
+          listener: {
+            filterChain: {
+              filter: {
+                name: "envoy.filters.network.http_connection_manager",
+                subFilter: { name: "envoy.filters.http.router" },
+              },
+            },
+          },
+        },
+        patch: { operation: "INSERT_BEFORE", value: wasmHttpFilter(spec) },
+      }],
+    },
+  };
+}
+
+export interface WasmPluginSpec {
+  name: string;
+  namespace: string;
+  filter: string;
+  selector: Record<string, string>;
+  placement: Placement;
+  /** oci:// or https:// URL of the module, pinned by digest. */
+  url: string;
+  sha256: string;
+  phase: "AUTHN" | "AUTHZ" | "STATS" | "UNSPECIFIED_PHASE";
+  priority: number;
+  failStrategy: "FAIL_CLOSE" | "FAIL_OPEN";
+  configuration: object;
+}
+
+/** An Istio WasmPlugin (extensions.istio.io/v1alpha1). */
+export function wasmPlugin(spec: WasmPluginSpec): Record<string, unknown> {
+  const mode = spec.placement === "sidecar-inbound" ? "SERVER" : spec.placement === "sidecar-outbound" ? "CLIENT" : "CLIENT";
+  return {
+    apiVersion: "extensions.istio.io/v1alpha1",
+    kind: "WasmPlugin",
+    metadata: { name: spec.name, namespace: spec.namespace, labels: { "app.kubernetes.io/part-of": "envoy-wasm-filter-suite", "filter-suite/filter": spec.filter } },
+    spec: {
+      selector: { matchLabels: spec.selector },
+      url: spec.url,
+      sha256: spec.sha256,
+      imagePullPolicy: "IfNotPresent",
+      pluginName: spec.filter,
+      phase: spec.phase,
+      priority: spec.priority,
+      failStrategy: spec.failStrategy,
+      match: [{ mode }],
+      pluginConfig: spec.configuration,
+    },
+  };
+}
