@@ -16,6 +16,8 @@ export interface ConnectionInfo {
 }
 
 export interface UpstreamRequest {
+  /** Filter state set through set_envoy_filter_state before the request was forwarded. */
+  envoyFilterState: Record<string, string>;
   /** Headers decoded as UTF-8 (lossy for other bytes; see rawHeaders). */
   headers: HeaderList;
   /** Headers as byte strings (one char per byte, latin1), exactly as forwarded. */
@@ -96,6 +98,8 @@ export interface StreamResult {
   upstream: UpstreamRequest | null;
   /** Times Envoy cleared the route cache for this stream. */
   routeCacheClears: number;
+  /** Filter state set through set_envoy_filter_state (key -> value), as the upstream side would see it. */
+  envoyFilterState: Record<string, string>;
   worker: number;
   header(name: string): string | undefined;
 }
@@ -222,6 +226,11 @@ export class HttpStream {
   }
   responseHeadersForProperties(): HeaderMap | null {
     return this.respHeaders;
+  }
+
+  /** Filter state set through set_envoy_filter_state, key -> value. */
+  envoyFilterState(): Record<string, string> {
+    return Object.fromEntries([...this.filterState].filter(([k]) => k.startsWith("envoy:")).map(([k, v]) => [k.slice(6), v.toString("utf8")]));
   }
 
   onRequestHeadersMutated(): void {
@@ -466,6 +475,7 @@ export class HttpStream {
     const seen: UpstreamRequest = {
       headers: toUtf8List(headers.pairs()),
       rawHeaders: headers.pairs(),
+      envoyFilterState: this.envoyFilterState(),
       body: Buffer.concat(this.requestBody),
       trailers: toUtf8List(this.reqTrailers?.pairs() ?? []),
       header(name: string) {
@@ -610,6 +620,7 @@ export class HttpStream {
       hung: this.hung,
       upstream: this.upstreamSeen,
       routeCacheClears: this.routeCacheClears,
+      envoyFilterState: this.envoyFilterState(),
       worker: this.worker,
       header(name: string) {
         const n = name.toLowerCase();

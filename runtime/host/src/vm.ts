@@ -595,6 +595,18 @@ export class WasmVm {
       proxy_call_foreign_function(nPtr: number, nLen: number, aPtr: number, aLen: number, rPtrPtr: number, rLenPtr: number) {
         const name = self.readStr(nPtr, nLen);
         if (name === null || self.read(aPtr, aLen) === null) return S.InvalidMemoryAccess;
+        if (name === "set_envoy_filter_state") {
+          const c = self.ctx();
+          if (c?.kind !== "stream") return S.NotFound;
+          const args = decodeFilterStateArgs(self.read(aPtr, aLen)!);
+          if (!args) return S.BadArgument;
+          // Only object factories Envoy registers are accepted; each validates its value.
+          const factory = ENVOY_FILTER_STATE_FACTORIES[args.path];
+          if (!factory) return S.NotFound;
+          if (!factory(args.value)) return S.BadArgument;
+          c.stream.filterState.set(`envoy:${args.path}`, Buffer.from(args.value, "utf8"));
+          return self.copyOut(new Uint8Array(0), rPtrPtr, rLenPtr);
+        }
         if (name === "clear_route_cache" && envoy.minor >= 33) {
           const c = self.ctx();
           if (c?.kind === "stream") c.stream.routeCacheClears++;
@@ -742,6 +754,47 @@ export class WasmVm {
     const done = this.call("proxy_on_done", this.rootId, this.rootId);
     if (done === undefined || done !== 0) this.call("proxy_on_delete", this.rootId, this.rootId);
   }
+}
+
+/** Filter-state keys Envoy's object factories accept from set_envoy_filter_state, with their value check. */
+const ENVOY_FILTER_STATE_FACTORIES: Record<string, (value: string) => boolean> = {
+  // An "ip:port" address ("[v6]:port" for IPv6), as the original-destination transport socket reads it.
+  "envoy.network.transport_socket.original_dst_address": (v) => /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/.test(v),
+};
+
+/** SetEnvoyFilterStateArguments{string path = 1; string value = 2; LifeSpan span = 3} (section 2.16). */
+export function decodeFilterStateArgs(buf: Buffer): { path: string; value: string; span: number } | null {
+  let i = 0;
+  const out = { path: "", value: "", span: 0 };
+  const varint = (): number | null => {
+    let v = 0, shift = 0;
+    while (i < buf.length) {
+      const b = buf[i++];
+      v += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return v;
+      shift += 7;
+      if (shift > 35) return null;
+    }
+    return null;
+  };
+  while (i < buf.length) {
+    const key = varint();
+    if (key === null) return null;
+    const field = Math.floor(key / 8), wire = key % 8;
+    if (wire === 2) {
+      const len = varint();
+      if (len === null || i + len > buf.length) return null;
+      const text = buf.subarray(i, i + len).toString("utf8");
+      i += len;
+      if (field === 1) out.path = text;
+      else if (field === 2) out.value = text;
+    } else if (wire === 0) {
+      const v = varint();
+      if (v === null) return null;
+      if (field === 3) out.span = v;
+    } else return null;
+  }
+  return out;
 }
 
 /** Wasm frames of a trap, formatted like Envoy's in-VM backtrace ("  0:  0x10a9 - name"). */
