@@ -137,7 +137,8 @@ export function parseHostForm(authority: string, suffix: string, names: Map<stri
   const colon = host.lastIndexOf(":");
   if (colon > 0) host = host.substring(0, colon);
   const dotSuffix = "." + suffix;
-  if (!host.endsWith(dotSuffix) || host.length == dotSuffix.length) return null;
+  if (!host.endsWith(dotSuffix)) return null;
+  if (host.length == dotSuffix.length) return Target.fail(Reject.Malformed, "empty pod label");
   const label = host.substring(0, host.length - dotSuffix.length);
   if (label.indexOf(".") >= 0) return Target.fail(Reject.Malformed, "the pod label must be a single DNS label");
   // IPv4: exactly three '-' and digits; otherwise IPv6 with ':' spelled '-'.
