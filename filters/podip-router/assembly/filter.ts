@@ -5,7 +5,7 @@ import { Context, FilterHeadersStatusValues } from "@solo-io/proxy-runtime/assem
 import * as abi from "@solo-io/proxy-runtime/assembly/imports";
 import {
   FilterRoot, FilterStream, Header, MapType, Metric, PairsView, Status,
-  getHeadersRaw, setHeader, removeHeader, getPropertyString, sendLocalResponse, counter, logInfo, parseIpLenient,
+  getHeadersRaw, setHeader, removeHeader, getPropertyString, sendLocalResponse, counter, logInfo, logWarn, parseIpLenient,
 } from "../../../runtime/assembly/index";
 import { free } from "@solo-io/proxy-runtime/assembly/malloc";
 import { HandOff, Settings, parseSettings } from "./settings";
@@ -37,6 +37,7 @@ export class PodIpRoot extends FilterRoot {
     const error = parseSettings(text, next);
     if (error.length > 0) return error;
     this.settings = next;
+    if (next.allowLoopback) logWarn(FILTER_NAME + ": allow_loopback is on: pins may reach 127.0.0.0/8 and ::1 (for local trials only, never in a mesh)");
     this.strip = new Array<ArrayBuffer>();
     for (let i = 0; i < next.strip.length; i++) this.strip.push(String.UTF8.encode(next.strip[i]));
     this.trustedBytes = String.UTF8.encode(next.trustedHeader);

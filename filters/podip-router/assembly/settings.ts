@@ -29,6 +29,7 @@ export class Settings {
   strip: Array<string> = new Array<string>();
   dryRun: bool = false;
   stampBuild: bool = false;
+  allowLoopback: bool = false;
 
   portAllowed(port: i32): bool {
     for (let i = 0; i < this.allowedPorts.length; i++) {
@@ -58,7 +59,7 @@ export function parseSettings(text: string, s: Settings): string {
   const obj = r.parse(text);
   if (obj === null) return r.error;
   r.allowKeys(obj, "", ["hand_off", "path_prefix", "host_suffix", "pod_names", "default_port", "allowed_cidrs", "allowed_ports",
-    "authorization", "session_header", "pin_header", "response_header", "rewrite_authority", "strip_headers", "dry_run", "stamp_build"]);
+    "authorization", "session_header", "pin_header", "response_header", "rewrite_authority", "strip_headers", "dry_run", "stamp_build", "allow_loopback"]);
   const handOff = r.oneOf(obj, "", "hand_off", ["session", "original-dst-filter-state", "original-dst-header"], "session");
   s.handOff = handOff == "session" ? HandOff.Session : handOff == "original-dst-header" ? HandOff.OriginalDstHeader : HandOff.OriginalDstFilterState;
   s.pathPrefix = r.str(obj, "", "path_prefix", "/_pod/");
@@ -137,5 +138,15 @@ export function parseSettings(text: string, s: Settings): string {
   s.strip.push(s.pinHeader);
   s.dryRun = r.bool(obj, "", "dry_run", false);
   s.stampBuild = r.bool(obj, "", "stamp_build", false);
+  // Local trials only (replicas on 127.0.0.x): loopback leaves the deny list; nothing else does.
+  s.allowLoopback = r.bool(obj, "", "allow_loopback", false);
+  if (s.allowLoopback) {
+    const kept = new Array<Cidr>();
+    for (let i = 0; i < s.denied.length; i++) {
+      const d = s.denied[i].toString();
+      if (d != "127.0.0.0/8" && d != "::1/128") kept.push(s.denied[i]);
+    }
+    s.denied = kept;
+  }
   return r.error;
 }

@@ -211,6 +211,15 @@ describe("cost and configuration", () => {
     expect(envoy.logsAt("critical")[0]).toBe(`wasm log podip-router: podip-router: ${message}`);
   });
 
+  test("allow_loopback opens loopback only, with a warning; metadata stays denied", async () => {
+    const { envoy, send } = router({ allow_loopback: true, allowed_cidrs: ["127.0.0.0/8", "169.254.0.0/16"], allowed_ports: [8080, 80] });
+    expect(envoy.logsAt("warn")[0]).toContain("allow_loopback is on");
+    expect((await send({ path: "/_pod/127.0.0.2:8080/x", upstream: () => ({ status: 200 }) })).status).toBe(200);
+    expect((await send({ path: "/_pod/169.254.169.254:80/x" })).status).toBe(403);
+    const { send: strict } = router({ allowed_cidrs: ["127.0.0.0/8"] });
+    expect((await strict({ path: "/_pod/127.0.0.2:8080/x" })).status).toBe(403);
+  });
+
   test("allowed_cidrs and allowed_ports are required", () => {
     const envoy = new Envoy({ workers: 1 });
     const { allowed_ports: _p, ...noPorts } = BASE;

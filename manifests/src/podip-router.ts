@@ -1,0 +1,207 @@
+// podip-router's resources. Session mode (default): the filter, then Envoy's stateful_session
+// filter in strict mode reading the filter's header, then the router, on the gateway: Envoy
+// only routes to real endpoints of the route's own EDS cluster, over its usual mTLS.
+// Original-dst mode (opt-in): a dedicated ORIGINAL_DST cluster with the mesh's mTLS and a route
+// selecting it when the filter marked the request.
+import { CONTEXT, PROXY_VERSION_REGEX, wasmHttpFilter } from "./wasm.js";
+
+export interface PodIpSpec {
+  namespace: string;
+  gatewaySelector: Record<string, string>;
+  /** The gateway virtual host whose routes pin requests use (original-dst mode). */
+  gatewayVirtualHost: string;
+  trustDomain: string;
+  configuration: Record<string, unknown>;
+}
+
+export const SESSION_HEADER = "x-podip-session";
+export const PIN_HEADER = "x-podip-router-pin";
+export const ORIGINAL_DST_CLUSTER = "podip-original-dst";
+
+export function statefulSessionFilter(header: string): Record<string, unknown> {
+  return {
+    name: "envoy.filters.http.stateful_session",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.http.stateful_session.v3.StatefulSession",
+      // strict: an address that is not an endpoint of the cluster gets 503, never another host.
+      strict: true,
+      session_state: {
+        name: "envoy.http.stateful_session.header",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.http.stateful_session.header.v3.HeaderBasedSessionState",
+          name: header,
+        },
+      },
+    },
+  };
+}
+
+function podipFilter(spec: PodIpSpec, filename: string): Record<string, unknown> {
+  // Fail closed: a dead filter must not let client-supplied destination headers through.
+  return wasmHttpFilter({ filter: "podip-router", filename, failOpen: false, configuration: spec.configuration });
+}
+
+function meshSds(name: string): Record<string, unknown> {
+  return {
+    name,
+    sds_config: {
+      api_config_source: {
+        api_type: "GRPC",
+        transport_api_version: "V3",
+        grpc_services: [{ envoy_grpc: { cluster_name: "sds-grpc" } }],
+      },
+      resource_api_version: "V3",
+    },
+  };
+}
+
+/** An ORIGINAL_DST cluster that speaks the mesh's mTLS (Istio's SDS secrets) to any pod in the trust domain. */
+export function originalDstCluster(trustDomain: string, sds = true): Record<string, unknown> {
+  const cluster: Record<string, unknown> = {
+    name: ORIGINAL_DST_CLUSTER,
+    type: "ORIGINAL_DST",
+    lb_policy: "CLUSTER_PROVIDED",
+    connect_timeout: "2s",
+    cleanup_interval: "60s",
+  };
+  if (sds) {
+    cluster.transport_socket = {
+      name: "envoy.transport_sockets.tls",
+      typed_config: {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        common_tls_context: {
+          alpn_protocols: ["istio-http/1.1", "istio", "http/1.1"],
+          tls_certificate_sds_secret_configs: [meshSds("default")],
+          combined_validation_context: {
+            default_validation_context: {
+              match_typed_subject_alt_names: [{ san_type: "URI", matcher: { prefix: `spiffe://${trustDomain}/` } }],
+            },
+            validation_context_sds_secret_config: meshSds("ROOTCA"),
+          },
+        },
+      },
+    };
+  }
+  return cluster;
+}
+
+export function pinRoute(): Record<string, unknown> {
+  return {
+    name: "podip-router-original-dst",
+    match: { prefix: "/", headers: [{ name: PIN_HEADER, string_match: { exact: "original-dst" } }] },
+    route: { cluster: ORIGINAL_DST_CLUSTER, timeout: "30s" },
+  };
+}
+
+const GATEWAY_HCM_MATCH = {
+  context: CONTEXT.gateway,
+  proxy: { proxyVersion: PROXY_VERSION_REGEX },
+  listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager", subFilter: { name: "envoy.filters.http.router" } } } },
+};
+
+export function sessionEnvoyFilter(spec: PodIpSpec): Record<string, unknown> {
+  return {
+    apiVersion: "networking.istio.io/v1alpha3",
+    kind: "EnvoyFilter",
+    metadata: { name: "podip-router", namespace: spec.namespace, labels: { "app.kubernetes.io/part-of": "envoy-wasm-filter-suite", "filter-suite/filter": "podip-router" } },
+    spec: {
+      workloadSelector: { labels: spec.gatewaySelector },
+      configPatches: [
+        { applyTo: "HTTP_FILTER", match: GATEWAY_HCM_MATCH, patch: { operation: "INSERT_BEFORE", value: podipFilter(spec, "/var/local/lib/wasm/podip-router.wasm") } },
+        { applyTo: "HTTP_FILTER", match: GATEWAY_HCM_MATCH, patch: { operation: "INSERT_BEFORE", value: statefulSessionFilter(SESSION_HEADER) } },
+      ],
+    },
+  };
+}
+
+export function originalDstEnvoyFilter(spec: PodIpSpec): Record<string, unknown> {
+  return {
+    apiVersion: "networking.istio.io/v1alpha3",
+    kind: "EnvoyFilter",
+    metadata: { name: "podip-router-original-dst", namespace: spec.namespace, labels: { "app.kubernetes.io/part-of": "envoy-wasm-filter-suite", "filter-suite/filter": "podip-router" } },
+    spec: {
+      workloadSelector: { labels: spec.gatewaySelector },
+      configPatches: [
+        { applyTo: "CLUSTER", match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX } }, patch: { operation: "ADD", value: originalDstCluster(spec.trustDomain) } },
+        {
+          applyTo: "HTTP_ROUTE",
+          match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX }, routeConfiguration: { vhost: { name: spec.gatewayVirtualHost } } },
+          patch: { operation: "INSERT_FIRST", value: pinRoute() },
+        },
+      ],
+    },
+  };
+}
+
+/** Standalone Envoy: the filter, the strict session filter and the router in front of a static "web" cluster. */
+export function standaloneBootstrap(spec: PodIpSpec, listenPort: number, endpoints: number[]): Record<string, unknown> {
+  return {
+    static_resources: {
+      listeners: [{
+        name: "podip-router",
+        address: { socket_address: { address: "127.0.0.1", port_value: listenPort } },
+        filter_chains: [{
+          filters: [{
+            name: "envoy.filters.network.http_connection_manager",
+            typed_config: {
+              "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+              stat_prefix: "podip_router",
+              route_config: {
+                name: "pods",
+                virtual_hosts: [{
+                  name: "web",
+                  domains: ["*"],
+                  routes: [pinRoute(), { match: { prefix: "/" }, route: { cluster: "web" } }],
+                }],
+              },
+              http_filters: [
+                podipFilter(spec, "dist/podip-router.wasm"),
+                statefulSessionFilter(SESSION_HEADER),
+                { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+              ],
+            },
+          }],
+        }],
+      }],
+      clusters: [
+        {
+          name: "web",
+          type: "STATIC",
+          connect_timeout: "1s",
+          load_assignment: {
+            cluster_name: "web",
+            endpoints: [{ lb_endpoints: endpoints.map((port) => ({ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port } } } })) }],
+          },
+        },
+        originalDstCluster(spec.trustDomain, false),
+      ],
+    },
+  };
+}
+
+export const EXAMPLE: PodIpSpec = {
+  namespace: "istio-system",
+  gatewaySelector: { istio: "ingressgateway" },
+  gatewayVirtualHost: "gw.example.com:443",
+  trustDomain: "cluster.local",
+  configuration: {
+    allowed_cidrs: ["10.8.0.0/16"],
+    allowed_ports: [8080, "9000-9100"],
+    authorization: { header: "x-ops-authenticated", source_cidrs: ["10.20.0.0/16"] },
+    host_suffix: "pods.example.com",
+    default_port: 8080,
+    session_header: SESSION_HEADER,
+    pin_header: PIN_HEADER,
+  },
+};
+
+/** The standalone example pins among local replicas (127.0.0.1 is the allowed range there). */
+export const STANDALONE_CONFIGURATION = {
+  allow_loopback: true,
+  allowed_cidrs: ["127.0.0.0/8"],
+  allowed_ports: ["18100-18199"],
+  authorization: { source_cidrs: ["127.0.0.0/8"] },
+  default_port: 18101,
+  session_header: SESSION_HEADER,
+  pin_header: PIN_HEADER,
+};
