@@ -52,9 +52,24 @@ export type ClusterHandler = (req: { headers: HeaderList; body: Buffer; trailers
 export class SharedDataStore {
   private stores = new Map<string, Map<string, { value: Buffer; cas: number }>>();
   private casCounter = 0;
+  /**
+   * Test hook standing in for other worker threads: called after each read, it may write the
+   * key (through `set`) before the reader's compare-and-swap, as a concurrent worker could.
+   */
+  afterGet: ((vmId: string, key: string, value: Buffer) => void) | undefined;
 
   get(vmId: string, key: string): { value: Buffer; cas: number } | undefined {
-    return this.stores.get(vmId)?.get(key);
+    const entry = this.stores.get(vmId)?.get(key);
+    if (entry && this.afterGet) {
+      const hook = this.afterGet;
+      this.afterGet = undefined;
+      try {
+        hook(vmId, key, entry.value);
+      } finally {
+        this.afterGet = hook;
+      }
+    }
+    return entry;
   }
 
   /** Envoy's rules (section 2.11): cas 0 or absent key writes; a stale cas loses. */
@@ -162,6 +177,54 @@ export class Stats {
 
 const DEFAULT_START = Date.UTC(2026, 0, 1);
 
+/** A binary heap of timed callbacks; equal times run in insertion order. */
+class TimerQueue {
+  private heap: Array<{ at: number; seq: number; run: () => void }> = [];
+  private seq = 0;
+
+  push(t: { at: number; run: () => void }): void {
+    const item = { ...t, seq: this.seq++ };
+    const h = this.heap;
+    h.push(item);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(h[i], h[parent])) break;
+      [h[i], h[parent]] = [h[parent], h[i]];
+      i = parent;
+    }
+  }
+
+  peek(): { at: number; run: () => void } | undefined {
+    return this.heap[0];
+  }
+
+  pop(): void {
+    const h = this.heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i;
+      if (l < h.length && this.less(h[l], h[m])) m = l;
+      if (r < h.length && this.less(h[r], h[m])) m = r;
+      if (m === i) break;
+      [h[i], h[m]] = [h[m], h[i]];
+      i = m;
+    }
+  }
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  private less(a: { at: number; seq: number }, b: { at: number; seq: number }): boolean {
+    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  }
+}
+
 export class Envoy {
   readonly workers: number;
   readonly minor: number;
@@ -206,28 +269,47 @@ export class Envoy {
   }
 
   /**
-   * Moves the virtual clock forward, firing every due tick in time order (each worker VM's
-   * root has its own timer, first tick one period after it was set, re-armed after each tick).
+   * Moves the virtual clock forward, running every due event in time order: ticks (each worker
+   * VM's root has its own timer, first tick one period after it was set, re-armed after each
+   * tick), callbacks scheduled with `at`, and `sleep`ers (e.g. an upstream taking 80 ms).
    */
   async advance(ms: number): Promise<void> {
     const target = this.clockMs + ms;
     for (;;) {
-      let next: { vm: WasmVm; at: number } | undefined;
+      let next: { at: number; run: () => void } | undefined;
       for (const p of this.plugins) {
         for (const vm of p.liveVms()) {
           const r = vm.root;
-          if (r.tickPeriodMs > 0 && r.nextTickAt <= target && (!next || r.nextTickAt < next.at)) next = { vm, at: r.nextTickAt };
+          if (r.tickPeriodMs > 0 && r.nextTickAt <= target && (!next || r.nextTickAt < next.at)) {
+            const at = r.nextTickAt;
+            next = { at, run: () => { r.nextTickAt = at + r.tickPeriodMs; vm.tick(); } };
+          }
         }
+      }
+      const timer = this.timers.peek();
+      if (timer && timer.at <= target && (!next || timer.at < next.at)) {
+        this.timers.pop();
+        next = timer;
       }
       if (!next) break;
       this.clockMs = Math.max(this.clockMs, next.at);
-      const root = next.vm.root;
-      root.nextTickAt = next.at + root.tickPeriodMs;
-      next.vm.tick();
+      next.run();
       await this.settle();
     }
     this.clockMs = target;
     await this.settle();
+  }
+
+  private readonly timers = new TimerQueue();
+
+  /** Runs `fn` when the virtual clock reaches `atMs` (during advance). */
+  at(atMs: number, fn: () => void): void {
+    this.timers.push({ at: Math.max(atMs, this.clockMs), run: fn });
+  }
+
+  /** A promise that resolves once the virtual clock has moved `ms` forward (during advance). */
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.at(this.clockMs + ms, resolve));
   }
 
   /** Lets every posted callback and in-flight http_call complete. */

@@ -1,0 +1,166 @@
+// adaptive-ratelimit configuration. Mirrors ../config.schema.json.
+import { ConfigReader, fieldPath, indexPath } from "../../../runtime/assembly/config";
+import { JsonObject } from "../../../runtime/assembly/json";
+import { PidParams } from "./pid";
+
+export const MAX_RULES: i32 = 64;
+export const MAX_CLASSES: i32 = 8;
+
+export enum Signal { Latency, ErrorRatio }
+
+export class Rule {
+  name: string = "";
+  pathPrefix: string = "";
+  method: string = "";
+  headerName: string = "";
+  headerValue: string = "";
+  signal: Signal = Signal.Latency;
+  percentile: f64 = 0.9;
+  pid: PidParams = new PidParams();
+  burstMs: f64 = 200;
+
+  matches(path: string, method: string, header: string | null): bool {
+    if (this.pathPrefix.length > 0 && !path.startsWith(this.pathPrefix)) return false;
+    if (this.method.length > 0 && this.method != method) return false;
+    if (this.headerName.length > 0 && (header === null || (this.headerValue.length > 0 && header != this.headerValue))) return false;
+    return true;
+  }
+
+  /** What identifies the controller: changing these starts it afresh; other changes are bumpless. */
+  identity(): string {
+    return this.name + "|" + (this.signal == Signal.Latency ? "latency" : "error_ratio");
+  }
+}
+
+export class PriorityClass {
+  /** `reserve`: the share of the bucket held back from this class (0 for the most critical). */
+  constructor(public name: string, public reserve: f64) {}
+}
+
+export class Settings {
+  rules: Array<Rule> = new Array<Rule>();
+  classes: Array<PriorityClass> = new Array<PriorityClass>();
+  priorityHeader: string = "x-priority";
+  defaultClass: i32 = 0;
+  rejectStatus: u32 = 429;
+  dryRun: bool = false;
+  tickMs: u32 = 100;
+  quotaHeaders: bool = true;
+  stampBuild: bool = false;
+}
+
+function defaultClasses(): Array<PriorityClass> {
+  const c = new Array<PriorityClass>();
+  c.push(new PriorityClass("critical", 0));
+  c.push(new PriorityClass("normal", 0.2));
+  c.push(new PriorityClass("sheddable", 0.5));
+  return c;
+}
+
+function lowerName(r: ConfigReader, path: string, v: string): void {
+  if (v.length == 0 || v.length > 64) { r.fail(path, "must be 1-64 characters"); return; }
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f)) {
+      r.fail(path, "must use a-z, 0-9, '-' and '_' only, got \"" + v + "\"");
+      return;
+    }
+  }
+}
+
+function parseController(r: ConfigReader, obj: JsonObject, path: string, rule: Rule): void {
+  r.allowKeys(obj, path, ["signal", "percentile", "setpoint_ms", "setpoint_ratio", "kp", "ki", "kd", "interval_ms",
+    "min_rate", "max_rate", "initial_rate", "max_step", "min_samples", "filter"]);
+  const signal = r.oneOf(obj, path, "signal", ["latency", "error_ratio"], "latency");
+  rule.signal = signal == "latency" ? Signal.Latency : Signal.ErrorRatio;
+  const p = rule.pid;
+  if (rule.signal == Signal.Latency) {
+    rule.percentile = r.num(obj, path, "percentile", 90, 50, 99.9) / 100.0;
+    p.setpoint = r.num(obj, path, "setpoint_ms", 0, 1, 600000, true);
+    if (obj.has("setpoint_ratio")) r.fail(fieldPath(path, "setpoint_ratio"), "only for signal error_ratio");
+  } else {
+    p.setpoint = r.num(obj, path, "setpoint_ratio", 0, 0.0001, 0.9, true);
+    if (obj.has("setpoint_ms") || obj.has("percentile")) r.fail(fieldPath(path, obj.has("setpoint_ms") ? "setpoint_ms" : "percentile"), "only for signal latency");
+  }
+  p.kp = r.num(obj, path, "kp", 0.6, 0, 100);
+  p.ki = r.num(obj, path, "ki", 0.3, 0, 100);
+  p.kd = r.num(obj, path, "kd", 0.1, 0, 100);
+  p.intervalMs = <f64>r.int(obj, path, "interval_ms", 1000, 100, 600000);
+  p.minRate = r.num(obj, path, "min_rate", 1, 0.01, 1e7);
+  p.maxRate = r.num(obj, path, "max_rate", 100000, 0.01, 1e7);
+  p.initialRate = r.num(obj, path, "initial_rate", p.maxRate < 100 ? p.maxRate : 100, 0.01, 1e7);
+  p.maxStep = r.num(obj, path, "max_step", 0.25, 0.01, 10);
+  p.minSamples = r.int(obj, path, "min_samples", 20, 1, 1000000);
+  p.filter = r.num(obj, path, "filter", 0.5, 0.01, 1);
+  if (r.ok && p.minRate > p.maxRate) r.fail(fieldPath(path, "min_rate"), "must be <= max_rate (" + p.maxRate.toString() + "), got " + p.minRate.toString());
+  if (r.ok && (p.initialRate < p.minRate || p.initialRate > p.maxRate)) r.fail(fieldPath(path, "initial_rate"), "must lie within [min_rate, max_rate]");
+}
+
+/** Decodes the configuration into `s`. Returns "" or "<field path>: <reason>". */
+export function parseSettings(text: string, s: Settings): string {
+  const r = new ConfigReader();
+  const obj = r.parse(text);
+  if (obj === null) return r.error;
+  r.allowKeys(obj, "", ["rules", "classes", "priority_header", "default_class", "reject_status", "dry_run", "tick_ms", "quota_headers", "stamp_build"]);
+  const classes = r.array(obj, "", "classes", MAX_CLASSES);
+  if (classes === null) s.classes = defaultClasses();
+  else {
+    if (classes.items.length == 0) r.fail("classes", "must not be empty");
+    for (let i = 0; i < classes.items.length && r.ok; i++) {
+      const c = r.itemObject(classes, "classes", i);
+      if (c === null) break;
+      const p = indexPath("classes", i);
+      r.allowKeys(c, p, ["name", "reserve"]);
+      const name = r.str(c, p, "name", "", true);
+      lowerName(r, fieldPath(p, "name"), name);
+      const reserve = r.num(c, p, "reserve", i == 0 ? 0 : 0.2 * <f64>i, 0, 0.95);
+      if (i == 0 && reserve != 0) r.fail(fieldPath(p, "reserve"), "the first (most critical) class must have reserve 0");
+      for (let k = 0; k < s.classes.length; k++) if (s.classes[k].name == name) r.fail(fieldPath(p, "name"), "duplicate class \"" + name + "\"");
+      if (s.classes.length > 0 && reserve < s.classes[s.classes.length - 1].reserve) r.fail(fieldPath(p, "reserve"), "must not be lower than the class before it (classes go from most to least critical)");
+      s.classes.push(new PriorityClass(name, reserve));
+    }
+  }
+  s.priorityHeader = r.str(obj, "", "priority_header", "x-priority");
+  lowerName(r, "priority_header", s.priorityHeader);
+  const defaultClass = r.str(obj, "", "default_class", "");
+  s.defaultClass = -1;
+  for (let i = 0; i < s.classes.length; i++) if (s.classes[i].name == defaultClass) s.defaultClass = i;
+  if (defaultClass.length == 0) s.defaultClass = s.classes.length > 1 ? 1 : 0;
+  else if (s.defaultClass < 0 && r.ok) r.fail("default_class", "not one of the classes: \"" + defaultClass + "\"");
+  s.rejectStatus = <u32>r.int(obj, "", "reject_status", 429, 400, 599);
+  s.dryRun = r.bool(obj, "", "dry_run", false);
+  s.tickMs = <u32>r.int(obj, "", "tick_ms", 100, 10, 10000);
+  s.quotaHeaders = r.bool(obj, "", "quota_headers", true);
+  s.stampBuild = r.bool(obj, "", "stamp_build", false);
+
+  const rules = r.array(obj, "", "rules", MAX_RULES, true);
+  if (rules !== null && rules.items.length == 0 && r.ok) r.fail("rules", "must not be empty");
+  if (rules !== null) {
+    for (let i = 0; i < rules.items.length && r.ok; i++) {
+      const o = r.itemObject(rules, "rules", i);
+      if (o === null) break;
+      const p = indexPath("rules", i);
+      r.allowKeys(o, p, ["name", "match", "controller", "burst_ms"]);
+      const rule = new Rule();
+      rule.name = r.str(o, p, "name", "", true);
+      lowerName(r, fieldPath(p, "name"), rule.name);
+      for (let k = 0; k < s.rules.length; k++) if (s.rules[k].name == rule.name) r.fail(fieldPath(p, "name"), "duplicate rule \"" + rule.name + "\"");
+      const m = r.object(o, p, "match");
+      if (m !== null) {
+        const mp = fieldPath(p, "match");
+        r.allowKeys(m, mp, ["path_prefix", "method", "header", "header_value"]);
+        rule.pathPrefix = r.str(m, mp, "path_prefix", "");
+        if (rule.pathPrefix.length > 0 && !rule.pathPrefix.startsWith("/")) r.fail(fieldPath(mp, "path_prefix"), "must start with '/'");
+        rule.method = r.str(m, mp, "method", "");
+        rule.headerName = r.str(m, mp, "header", "");
+        rule.headerValue = r.str(m, mp, "header_value", "");
+        if (rule.headerValue.length > 0 && rule.headerName.length == 0) r.fail(fieldPath(mp, "header_value"), "needs header");
+      }
+      const c = r.object(o, p, "controller", true);
+      if (c !== null) parseController(r, c, fieldPath(p, "controller"), rule);
+      rule.burstMs = <f64>r.int(o, p, "burst_ms", 200, 1, 60000);
+      s.rules.push(rule);
+    }
+  }
+  return r.error;
+}

@@ -1,0 +1,108 @@
+// Records kept in shared data (one store per vm_id, visible to every worker of the Envoy).
+import { BUCKETS } from "./histogram";
+import { PidState } from "./pid";
+
+/** The token bucket of a rule: refilled at `rate`/s up to rate*burst, taken with CAS. */
+export class Bucket {
+  tokens: f64 = 0;
+  lastMs: f64 = 0;
+  rate: f64 = 0;
+  burstMs: f64 = 200;
+  epoch: u32 = 0;
+
+  get capacity(): f64 {
+    const c = this.rate * this.burstMs / 1000.0;
+    return c < 1 ? 1 : c;
+  }
+
+  refill(nowMs: f64): void {
+    if (nowMs > this.lastMs) {
+      this.tokens += (nowMs - this.lastMs) * this.rate / 1000.0;
+      this.lastMs = nowMs;
+    }
+    const cap = this.capacity;
+    if (this.tokens > cap) this.tokens = cap;
+  }
+
+  encode(): ArrayBuffer {
+    const b = new ArrayBuffer(40);
+    const p = changetype<usize>(b);
+    store<f64>(p, this.tokens);
+    store<f64>(p + 8, this.lastMs);
+    store<f64>(p + 16, this.rate);
+    store<f64>(p + 24, this.burstMs);
+    store<u32>(p + 32, this.epoch);
+    return b;
+  }
+
+  static decode(b: ArrayBuffer): Bucket | null {
+    if (b.byteLength != 40) return null;
+    const p = changetype<usize>(b);
+    const k = new Bucket();
+    k.tokens = load<f64>(p);
+    k.lastMs = load<f64>(p + 8);
+    k.rate = load<f64>(p + 16);
+    k.burstMs = load<f64>(p + 24);
+    k.epoch = load<u32>(p + 32);
+    if (!isFinite(k.tokens) || !isFinite(k.rate) || k.rate <= 0) return null;
+    return k;
+  }
+}
+
+/** The controller of a rule, owned by whichever worker holds the lease. */
+export class ControllerRecord {
+  constructor(public state: PidState, public identity: string, public paramsHash: u32) {}
+
+  encode(): ArrayBuffer {
+    const id = String.UTF8.encode(this.identity);
+    const b = new ArrayBuffer(88 + id.byteLength);
+    const p = changetype<usize>(b);
+    const s = this.state;
+    store<f64>(p, s.rate); store<f64>(p + 8, s.integral); store<f64>(p + 16, s.filtered);
+    store<f64>(p + 24, s.p); store<f64>(p + 32, s.i); store<f64>(p + 40, s.d);
+    store<f64>(p + 48, s.measured); store<f64>(p + 56, s.lastStepMs);
+    store<u32>(p + 64, s.epoch); store<u32>(p + 68, s.hasFiltered ? 1 : 0);
+    store<u32>(p + 72, this.paramsHash); store<u32>(p + 76, id.byteLength);
+    memory.copy(p + 88, changetype<usize>(id), id.byteLength);
+    return b;
+  }
+
+  static decode(b: ArrayBuffer): ControllerRecord | null {
+    if (b.byteLength < 88) return null;
+    const p = changetype<usize>(b);
+    const idLen = load<u32>(p + 76);
+    if (<i32>idLen != b.byteLength - 88) return null;
+    const s = new PidState();
+    s.rate = load<f64>(p); s.integral = load<f64>(p + 8); s.filtered = load<f64>(p + 16);
+    s.p = load<f64>(p + 24); s.i = load<f64>(p + 32); s.d = load<f64>(p + 40);
+    s.measured = load<f64>(p + 48); s.lastStepMs = load<f64>(p + 56);
+    s.epoch = load<u32>(p + 64); s.hasFiltered = load<u32>(p + 68) != 0;
+    if (!isFinite(s.rate) || s.rate <= 0 || !isFinite(s.integral)) return null;
+    return new ControllerRecord(s, String.UTF8.decodeUnsafe(p + 88, idLen), load<u32>(p + 72));
+  }
+}
+
+/** One worker's cumulative samples for one rule (only that worker writes it). */
+export class Samples {
+  arrivals: u64 = 0;
+  completed: u64 = 0;
+  errors: u64 = 0;
+  counts: StaticArray<u32> = new StaticArray<u32>(BUCKETS);
+
+  encode(): ArrayBuffer {
+    const b = new ArrayBuffer(24 + BUCKETS * 4);
+    const p = changetype<usize>(b);
+    store<u64>(p, this.arrivals); store<u64>(p + 8, this.completed); store<u64>(p + 16, this.errors);
+    memory.copy(p + 24, changetype<usize>(this.counts), BUCKETS * 4);
+    return b;
+  }
+
+  static decode(b: ArrayBuffer): Samples | null {
+    if (b.byteLength != 24 + BUCKETS * 4) return null;
+    const p = changetype<usize>(b);
+    const s = new Samples();
+    s.arrivals = load<u64>(p); s.completed = load<u64>(p + 8); s.errors = load<u64>(p + 16);
+    memory.copy(changetype<usize>(s.counts), p + 24, BUCKETS * 4);
+    return s;
+  }
+}
