@@ -280,7 +280,7 @@ class Take {
   constructor(public admitted: bool, public rate: f64, public remaining: f64, public retryS: f64) {}
 }
 
-/** Takes one token for class `cls` (which must leave `reserve` of the bucket to more critical classes). */
+/** Takes one token for a class that must leave `reserve` of the bucket (beyond one token) to more critical classes. */
 function takeToken(rule: Rule, reserve: f64, now: f64, consumeWhenShort: bool): Take {
   for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
     const cur = getShared(bucketKey(rule));
@@ -288,18 +288,19 @@ function takeToken(rule: Rule, reserve: f64, now: f64, consumeWhenShort: bool): 
     const k = Bucket.decode(cur.value);
     if (k === null) return new Take(true, 0, 0, 0);
     k.refill(now);
-    const need = 1 + reserve * k.capacity;
+    // A class may take the last token only if `reserve` of the rest stays for more critical ones.
+    const need = 1 + reserve * (k.capacity - 1);
     if (k.tokens < need) {
       const retry = (need - k.tokens) / k.rate;
       if (!consumeWhenShort) {
         // Persist the refill only when it is cheap to lose: a failed CAS here changes nothing.
-        return new Take(false, k.rate, k.tokens - reserve * k.capacity, retry);
+        return new Take(false, k.rate, k.tokens - reserve * (k.capacity - 1), retry);
       }
       return new Take(false, k.rate, 0, retry);
     }
     k.tokens -= 1;
     if (setShared(bucketKey(rule), k.encode(), cur.cas) == Status.Ok) {
-      return new Take(true, k.rate, k.tokens - reserve * k.capacity, 0);
+      return new Take(true, k.rate, k.tokens - reserve * (k.capacity - 1), 0);
     }
   }
   // Persistent contention: admit rather than reject traffic the bucket may well have room for.
@@ -365,7 +366,7 @@ class RateLimitStream extends FilterStream {
     if (s.dryRun) {
       if (now - root.lastDryRunLog >= 1000) {
         root.lastDryRunLog = now;
-        logInfo(FILTER_NAME + " dry-run: would reject " + s.classes[cls].name + " traffic of rule " + rt.rule.name + " (limit " + Math.round(take.rate).toString() + "/s)");
+        logInfo(FILTER_NAME + " dry-run: would reject " + s.classes[cls].name + " traffic of rule " + rt.rule.name + " (limit " + (<i64>Math.round(take.rate)).toString() + "/s)");
       }
       this.admitted = true;
       this.startMs = now;

@@ -72,15 +72,23 @@ export class SharedDataStore {
     return entry;
   }
 
+  private writers = new Map<string, string>();
+
   /** Envoy's rules (section 2.11): cas 0 or absent key writes; a stale cas loses. */
-  set(vmId: string, key: string, value: Buffer, cas: number): boolean {
+  set(vmId: string, key: string, value: Buffer, cas: number, writer = "host"): boolean {
     let store = this.stores.get(vmId);
     if (!store) this.stores.set(vmId, (store = new Map()));
     const cur = store.get(key);
     if (cur && cas !== 0 && cas !== cur.cas) return false;
     this.casCounter = this.casCounter >= 0xffffffff ? 1 : this.casCounter + 1;
     store.set(key, { value: Buffer.from(value), cas: this.casCounter });
+    this.writers.set(`${vmId}\0${key}`, writer);
     return true;
+  }
+
+  /** Which VM ("canary", a worker index, or "host") last wrote a key: for tests. */
+  lastWriter(vmId: string, key: string): string | undefined {
+    return this.writers.get(`${vmId}\0${key}`);
   }
 
   keys(vmId: string): string[] {
@@ -241,7 +249,6 @@ export class Envoy {
   readonly calls: CallRecord[] | undefined;
   private clockMs: number;
   private readonly startMs: number;
-  private pending = new Set<Promise<unknown>>();
   private nextConnection = 1;
   private nextWorker = 0;
 
@@ -312,12 +319,20 @@ export class Envoy {
     return new Promise((resolve) => this.at(this.clockMs + ms, resolve));
   }
 
-  /** Lets every posted callback and in-flight http_call complete. */
+  /** Counts VM calls and completed async work; settle() waits until it stops moving. */
+  activity = 0;
+
+  /**
+   * Lets posted callbacks, http_call answers and stream continuations run until nothing moves
+   * for a few turns of the event loop. Work waiting on the virtual clock (a `sleep`, a stream
+   * paused until a tick) stays pending; `advance` moves it on.
+   */
   async settle(): Promise<void> {
-    for (let i = 0; i < 1000; i++) {
+    let idle = 0;
+    for (let i = 0; i < 10000 && idle < 3; i++) {
+      const before = this.activity;
       await new Promise((r) => setImmediate(r));
-      if (this.pending.size === 0) return;
-      await Promise.race([Promise.allSettled([...this.pending]), new Promise((r) => setImmediate(r))]);
+      idle = this.activity === before ? idle + 1 : 0;
     }
   }
 
@@ -327,9 +342,9 @@ export class Envoy {
     this.track(p);
   }
 
+  /** Counts the completion of async work as activity, so settle() sees it. */
   private track(p: Promise<unknown>): void {
-    this.pending.add(p);
-    p.finally(() => this.pending.delete(p)).catch(() => {});
+    p.finally(() => { this.activity++; }).catch(() => {});
   }
 
   // ------------------------------------------------------------ logging

@@ -109,6 +109,7 @@ export class WasmVm {
     if (this.failed) return undefined;
     const fn = this.exportsMap[name];
     if (!fn) return undefined;
+    this.envoy.activity++;
     this.envoy.calls?.push({ worker: this.role, plugin: this.plugin.config.name, name, args });
     const savedCurrent = this.current;
     const savedEffective = this.effective;
@@ -426,7 +427,7 @@ export class WasmVm {
         const key = self.readStr(kPtr, kLen);
         const value = self.read(vPtr, vLen);
         if (key === null || value === null) return S.InvalidMemoryAccess;
-        return envoy.sharedData.set(self.plugin.vmId, key, value, cas >>> 0) ? S.Ok : S.CasMismatch;
+        return envoy.sharedData.set(self.plugin.vmId, key, value, cas >>> 0, String(self.role)) ? S.Ok : S.CasMismatch;
       },
 
       // ---- shared queues (2.12)

@@ -1,0 +1,224 @@
+// adaptive-ratelimit, the built module in the host.
+import { readFileSync } from "node:fs";
+import { describe, expect, test } from "vitest";
+import { Envoy, PluginLoadError } from "../../../runtime/host/src/index.js";
+import { wasmPath } from "../../../runtime/host/test/helpers.js";
+
+const wasm = readFileSync(wasmPath("adaptive-ratelimit"));
+
+function fixedRule(rate: number, extra: object = {}) {
+  return { name: "api", match: { path_prefix: "/api" }, controller: { signal: "latency", setpoint_ms: 200, min_rate: rate, max_rate: rate, initial_rate: rate }, ...extra };
+}
+
+function limiter(config: object, workers = 1, opts: { version?: string } = {}) {
+  const envoy = new Envoy({ workers, logLevel: "info", ...opts });
+  const plugin = envoy.addPlugin({ name: "adaptive-ratelimit", rootId: "adaptive-ratelimit", vmId: "arl", wasm, configuration: JSON.stringify(config) });
+  return { envoy, plugin };
+}
+
+/**
+ * Offers `perSecond` requests per second, spread evenly in time and over workers, for
+ * `seconds`; returns how many were admitted (answered 200) per second of arrival.
+ */
+async function offer(envoy: Envoy, perSecond: number, seconds: number, spec: { path?: string; headers?: Array<[string, string]>; latencyMs?: number } = {}) {
+  const admittedPerSecond = new Array<number>(seconds).fill(0);
+  const pending: Promise<unknown>[] = [];
+  let worker = 0;
+  const gap = 1000 / perSecond;
+  for (let s = 0; s < seconds; s++) {
+    for (let i = 0; i < perSecond; i++) {
+      envoy.at(envoy.nowMs() + i * gap, () => {
+        pending.push(envoy.request({
+          worker: worker++ % envoy.workers, path: spec.path ?? "/api/x", headers: spec.headers,
+          upstream: async () => { if (spec.latencyMs) await envoy.sleep(spec.latencyMs); return { status: 200 }; },
+        }).then((r) => { if (r.status === 200) admittedPerSecond[s]++; }));
+      });
+    }
+    await envoy.advance(1000);
+  }
+  await envoy.advance((spec.latencyMs ?? 0) + 1);
+  await Promise.all(pending);
+  return admittedPerSecond;
+}
+
+describe("one limit for the whole Envoy", () => {
+  test("8 workers, a fixed limit of 200/s: each second admits within 5% of the limit", async () => {
+    const { envoy } = limiter({ rules: [fixedRule(200)] }, 8);
+    const perSecond = await offer(envoy, 600, 6);
+    for (const n of perSecond.slice(1)) {
+      expect(n).toBeGreaterThanOrEqual(190);
+      expect(n).toBeLessThanOrEqual(210);
+    }
+  });
+
+  test("per-worker buckets would have admitted 8x: the shared bucket does not", async () => {
+    const { envoy } = limiter({ rules: [fixedRule(100)] }, 8);
+    const perSecond = await offer(envoy, 1000, 3);
+    expect(perSecond[2]).toBeLessThanOrEqual(105);
+  });
+
+  test("under CAS contention (another worker writes between read and swap) no token is granted twice", async () => {
+    const { envoy } = limiter({ rules: [fixedRule(50, { burst_ms: 100 })] }, 2);
+    let interfered = 0;
+    envoy.sharedData.afterGet = (vmId, key, value) => {
+      // Every third read of the bucket, a "concurrent worker" takes a token first.
+      if (key !== "arl:b:api" || ++interfered % 3 !== 0) return;
+      const b = Buffer.from(value);
+      b.writeDoubleLE(b.readDoubleLE(0) - 1, 0);
+      envoy.sharedData.set(vmId, key, b, 0);
+    };
+    await envoy.advance(1000);
+    let admitted = 0;
+    for (let i = 0; i < 100; i++) if ((await envoy.request({ path: "/api/x", worker: i % 2 })).status === 200) admitted++;
+    envoy.sharedData.afterGet = undefined;
+    // The bucket holds 5 tokens (50/s x 100 ms); concurrent takers consumed some of them.
+    expect(admitted).toBeGreaterThan(0);
+    expect(admitted).toBeLessThanOrEqual(5);
+    expect(interfered).toBeGreaterThan(3);
+  });
+});
+
+describe("rejections", () => {
+  test("429 with Retry-After, RateLimit headers and details naming the rule", async () => {
+    const { envoy } = limiter({ rules: [fixedRule(2, { burst_ms: 1000 })] });
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push(await envoy.request({ path: "/api/x" }));
+    const rejected = results.find((r) => r.status === 429)!;
+    expect(rejected).toBeDefined();
+    expect(rejected.header("retry-after")).toBe("1");
+    expect(rejected.header("ratelimit-limit")).toBe("2");
+    expect(rejected.header("ratelimit-remaining")).toBe("0");
+    expect(rejected.header("ratelimit-reset")).toBe("1");
+    expect(rejected.header("x-ratelimit-rule")).toBe("api");
+    expect(rejected.details).toBe("adaptive_ratelimit_api");
+    expect(rejected.body).toBe("adaptive-ratelimit: rule api is shedding normal traffic; retry after 1 s\n");
+    expect(rejected.upstream).toBeNull();
+    expect(envoy.metric("adaptive_ratelimit.api.rejected.normal")).toBeGreaterThan(0);
+  });
+
+  test("the status is configurable; unmatched paths are never limited", async () => {
+    const { envoy } = limiter({ reject_status: 503, rules: [fixedRule(1, { burst_ms: 1000 })] });
+    const codes = [];
+    for (let i = 0; i < 3; i++) codes.push((await envoy.request({ path: "/api/x" })).status);
+    expect(codes).toEqual([200, 503, 503]);
+    expect((await envoy.request({ path: "/health" })).status).toBe(200);
+  });
+
+  test("dry run counts and logs what it would reject, and admits", async () => {
+    const { envoy } = limiter({ dry_run: true, rules: [fixedRule(1, { burst_ms: 1000 })] });
+    const codes = [];
+    for (let i = 0; i < 3; i++) codes.push((await envoy.request({ path: "/api/x" })).status);
+    expect(codes).toEqual([200, 200, 200]);
+    expect(envoy.metric("adaptive_ratelimit.api.rejected.normal")).toBe(2);
+    expect(envoy.logsAt("info").some((l) => l.includes("dry-run: would reject normal traffic of rule api (limit 1/s)"))).toBe(true);
+  });
+});
+
+describe("priority", () => {
+  test("when shedding, lower classes go first and critical traffic keeps its share", async () => {
+    const { envoy } = limiter({ rules: [fixedRule(100, { burst_ms: 200 })] }, 2);
+    const counts: Record<string, number> = { critical: 0, sheddable: 0 };
+    for (let s = 0; s < 3; s++) {
+      const pending: Promise<void>[] = [];
+      for (let i = 0; i < 400; i++) {
+        const cls = i % 4 === 0 ? "critical" : "sheddable";
+        envoy.at(envoy.nowMs() + i * 2.5, () => {
+          pending.push(envoy.request({ path: "/api/x", worker: i % 2, headers: [["x-priority", cls]] }).then((r) => { if (r.status === 200 && s > 0) counts[cls]++; }));
+        });
+      }
+      await envoy.advance(1000);
+      await Promise.all(pending);
+    }
+    // 100 critical/s are offered and 100/s admitted in all: critical gets nearly all of it.
+    expect(counts.critical).toBeGreaterThanOrEqual(180);
+    expect(counts.sheddable).toBeLessThan(40);
+  });
+});
+
+describe("the controller", () => {
+  const adaptive = (extra: object = {}) => ({
+    tick_ms: 100,
+    rules: [{ name: "api", match: { path_prefix: "/api" }, controller: { signal: "latency", percentile: 90, setpoint_ms: 100, min_rate: 10, max_rate: 1000, initial_rate: 100, interval_ms: 1000, min_samples: 20, ...extra } }],
+  });
+  const limitOf = (envoy: Envoy) => envoy.metric("adaptive_ratelimit.api.limit");
+
+  test("latency above the setpoint lowers the limit, within the step bound", async () => {
+    const { envoy } = limiter(adaptive({ max_step: 0.2 }), 2);
+    await offer(envoy, 150, 3, { latencyMs: 400 });
+    const limit = limitOf(envoy)!;
+    expect(limit).toBeLessThan(100);
+    expect(limit).toBeGreaterThanOrEqual(Math.floor(100 / 1.2 ** 3));
+  });
+
+  test("low traffic (under min_samples per interval) changes nothing and rejects nothing", async () => {
+    const { envoy } = limiter(adaptive(), 4);
+    const admitted = await offer(envoy, 4, 5, { latencyMs: 900 });
+    expect(admitted).toEqual([4, 4, 4, 4, 4]);
+    expect(limitOf(envoy) ?? 100).toBe(100);
+  });
+
+  test("requests without a response do not poison the latency signal", async () => {
+    const { envoy } = limiter(adaptive(), 1);
+    for (let s = 0; s < 3; s++) {
+      const pending: Promise<unknown>[] = [];
+      for (let i = 0; i < 60; i++) {
+        envoy.at(envoy.nowMs() + i * 16, () => { pending.push(envoy.request({ path: "/api/x", upstream: async () => ({ status: 200, reset: i % 2 === 0 }) })); });
+      }
+      await envoy.advance(1000);
+      await Promise.all(pending);
+    }
+    // Only the answered half counted, all fast: the limit may only have grown.
+    expect(limitOf(envoy)!).toBeGreaterThanOrEqual(100);
+  });
+
+  test("if the lease holder stops ticking, another worker takes over the control step", async () => {
+    const { envoy, plugin } = limiter(adaptive(), 2);
+    await offer(envoy, 60, 2);
+    const holderWorker = Number(envoy.sharedData.lastWriter("arl", "arl:lease"));
+    const holderId = String(envoy.sharedData.get("arl", "arl:lease")!.value).split(" ")[0];
+    plugin.workerVms[holderWorker]!.failed = true; // as after a trap: no more ticks
+    await offer(envoy, 60, 5);
+    expect(Number(envoy.sharedData.lastWriter("arl", "arl:lease"))).toBe(1 - holderWorker);
+    expect(String(envoy.sharedData.get("arl", "arl:lease")!.value).split(" ")[0]).not.toBe(holderId);
+    expect(Number(envoy.sharedData.lastWriter("arl", "arl:c:api"))).toBe(1 - holderWorker);
+  });
+
+  test("a reload with new gains keeps the current limit (bumpless)", async () => {
+    const envoy = new Envoy({ workers: 1 });
+    const first = envoy.addPlugin({ name: "a", rootId: "adaptive-ratelimit", vmId: "arl", wasm, configuration: JSON.stringify(adaptive({ max_step: 0.5 })) });
+    await offer(envoy, 150, 3, { latencyMs: 400 });
+    const before = limitOf(envoy)!;
+    expect(before).toBeLessThan(100);
+    envoy.removePlugin(first);
+    envoy.addPlugin({ name: "a", rootId: "adaptive-ratelimit", vmId: "arl", wasm, configuration: JSON.stringify(adaptive({ max_step: 0.5, kp: 0.9 })) });
+    await offer(envoy, 10, 2, { latencyMs: 1 });
+    expect(limitOf(envoy)).toBe(before);
+  });
+
+  test("a clock jump does not blow up the integral", async () => {
+    const { envoy } = limiter(adaptive({ max_step: 0.2 }), 1);
+    await offer(envoy, 60, 2, { latencyMs: 10 });
+    const before = limitOf(envoy)!;
+    await envoy.advance(3_600_000);
+    await offer(envoy, 60, 2, { latencyMs: 10 });
+    expect(limitOf(envoy)!).toBeLessThanOrEqual(Math.ceil(before * 1.2 ** 3));
+  });
+});
+
+describe("configuration", () => {
+  const base = { name: "api", controller: { signal: "latency", setpoint_ms: 200 } };
+  test.each<[string, object, string]>([
+    ["negative gain", { rules: [{ ...base, controller: { ...base.controller, kp: -1 } }] }, "rules[0].controller.kp: must be >= 0, got -1"],
+    ["min > max", { rules: [{ ...base, controller: { ...base.controller, min_rate: 100, max_rate: 10 } }] }, "rules[0].controller.min_rate: must be <= max_rate (10.0), got 100.0"],
+    ["zero interval", { rules: [{ ...base, controller: { ...base.controller, interval_ms: 0 } }] }, "rules[0].controller.interval_ms: must be >= 100, got 0"],
+    ["unknown signal", { rules: [{ ...base, controller: { signal: "cpu", setpoint_ms: 200 } }] }, `rules[0].controller.signal: must be one of latency, error_ratio, got "cpu"`],
+    ["1,000 rules", { rules: Array.from({ length: 1000 }, (_, i) => ({ ...base, name: `r${i}` })) }, "rules: more than 64 items (1000)"],
+    ["no rules", { rules: [] }, "rules: must not be empty"],
+    ["no controller", { rules: [{ name: "api" }] }, "rules[0].controller: is required"],
+    ["setpoint of the wrong signal", { rules: [{ ...base, controller: { signal: "error_ratio", setpoint_ms: 5 } }] }, "rules[0].controller.setpoint_ratio: is required"],
+  ])("%s is rejected naming the field", (_name, config, message) => {
+    const envoy = new Envoy({ workers: 1 });
+    expect(() => envoy.addPlugin({ name: "a", rootId: "adaptive-ratelimit", wasm, configuration: JSON.stringify(config) })).toThrow(PluginLoadError);
+    expect(envoy.logsAt("critical")[0]).toBe(`wasm log adaptive-ratelimit: adaptive-ratelimit: ${message}`);
+  });
+});
