@@ -1,12 +1,15 @@
-// Bundles bench/run.ts (TypeScript, importing the host) with esbuild and runs it.
+// Bundles a benchmark (TypeScript, importing the host) with esbuild and runs it:
+// bench/run.ts by default, or the file given with --entry (e.g. bench/ratelimit.ts).
 import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 
 const root = join(fileURLToPath(import.meta.url), "..", "..");
-const outfile = join(root, "dist", "bench.mjs");
+const entryAt = process.argv.indexOf("--entry");
+const entry = entryAt > 0 ? process.argv.splice(entryAt, 2)[1] : "bench/run.ts";
+const outfile = join(root, "dist", entry.replace(/^bench\//, "bench-").replace(/\.ts$/, ".mjs"));
 await build({
-  entryPoints: [join(root, "bench", "run.ts")],
+  entryPoints: [join(root, entry)],
   bundle: true,
   platform: "node",
   format: "esm",
@@ -14,5 +17,4 @@ await build({
   outfile,
   logLevel: "warning",
 });
-process.argv.splice(2, 0); // arguments pass through to the bundle
 await import(outfile);

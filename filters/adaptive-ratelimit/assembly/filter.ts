@@ -181,7 +181,8 @@ export class RateLimitRoot extends FilterRoot {
     const dtS = (now - state.lastStepMs) / 1000.0;
     const measured = rule.signal == Signal.Latency ? hist.quantile(rule.percentile) : completed == 0 ? -1 : <f64>errors / <f64>completed;
     const demand = dtS > 0 ? <f64>arrivals / dtS : 0;
-    step(rule.pid, state, measured, <i64>completed, demand, now);
+    const goodRate = dtS > 0 && completed >= <u64>rule.pid.minSamples ? <f64>(completed - errors) / dtS : 0;
+    step(rule.pid, state, measured, <i64>completed, demand, now, goodRate);
     record = new ControllerRecord(state, rule.identity(), hash);
     if (setShared(controllerKey(rule), record.encode(), stored === null ? 0 : stored.cas) != Status.Ok) return; // another leader won
     publishRate(rule, state.rate, state.epoch, now);
@@ -216,7 +217,8 @@ function bucketKey(rule: Rule): string {
 function paramsHash(rule: Rule): u32 {
   const p = rule.pid;
   const text = p.kp.toString() + "," + p.ki.toString() + "," + p.kd.toString() + "," + p.setpoint.toString() + "," + p.minRate.toString() + "," +
-    p.maxRate.toString() + "," + p.initialRate.toString() + "," + p.maxStep.toString() + "," + rule.percentile.toString() + "," + rule.burstMs.toString();
+    p.maxRate.toString() + "," + p.initialRate.toString() + "," + p.maxStep.toString() + "," + p.maxDecrease.toString() + "," + p.creep.toString() + "," +
+    rule.percentile.toString() + "," + rule.burstMs.toString();
   let h: u32 = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) { h ^= <u32>text.charCodeAt(i); h *= 0x01000193; }
   return h;

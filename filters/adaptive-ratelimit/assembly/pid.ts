@@ -3,23 +3,34 @@
 //   e = clamp((setpoint - y) / setpoint, -1, 1)        (positive: room to admit more)
 //   yf = a*y + (1-a)*yf                                 (filtered measurement)
 //   I += ki * e * dt                                    (dt in seconds, clock jumps capped)
-//   D = -kd * (yf - yf_prev) / setpoint / dt            (on the measurement, not the error)
+//   D = -kd * ln(yf / yf_prev) / dt, clamped to +-0.1   (on the measurement, not the error)
 //   log R = kp*e + I + D           (cold start: I = log initial_rate, so R starts there)
-// then clamped to one `max_step` relative change per interval and to [min, max]; when clamped,
+// then clamped to at most `max_step` up or `max_decrease` down per interval (probing above the
+// operating point slowly, backing off from overload fast) and to [min, max]; when clamped,
 // I is recomputed so the output is exactly the clamped one (back-calculation anti-windup).
 // Too few samples: no change at all. Demand below half the rate: no increase (app-limited).
+// Latency below the knee says nothing about where the knee is, so the controller remembers the
+// throughput the upstream sustained when the signal last crossed the setpoint (a capacity
+// estimate, like TCP's slow-start threshold): within 10% under it the rate rises by at most
+// `creep` per interval, above it by a quarter of that (probing for more capacity). While over
+// the setpoint, a cut never goes below a share of the throughput just measured, setpoint/signal
+// clamped to [0.5, 0.9]: the signal seen then is partly backlog already draining, and cutting
+// on all of it would undershoot, while a deep backlog still drains at half the throughput;
+// and while the signal is falling fast (the backlog draining) the rate is held, not cut.
 
 export class PidParams {
-  kp: f64 = 0.6;
+  kp: f64 = 0.2;
   ki: f64 = 0.3;
-  kd: f64 = 0.1;
+  kd: f64 = 0.6;
   setpoint: f64 = 200;
   minRate: f64 = 1;
   maxRate: f64 = 100000;
   initialRate: f64 = 100;
-  maxStep: f64 = 0.25;
+  maxStep: f64 = 0.1;
+  maxDecrease: f64 = 0.5;
+  creep: f64 = 0.01;
   minSamples: i64 = 20;
-  filter: f64 = 0.5;
+  filter: f64 = 0.7;
   intervalMs: f64 = 1000;
 }
 
@@ -34,6 +45,9 @@ export class PidState {
   measured: f64 = -1;
   lastStepMs: f64 = 0;
   epoch: u32 = 0;
+  /** Rate at which the signal last went from below to above the setpoint (0: not seen yet). */
+  ceiling: f64 = 0;
+  lastError: f64 = 0;
 }
 
 /** A fresh controller at the initial rate (cold start never starts from zero). */
@@ -62,21 +76,25 @@ export function bumpless(params: PidParams, prev: PidState): PidState {
   s.measured = prev.measured;
   s.lastStepMs = prev.lastStepMs;
   s.epoch = prev.epoch;
+  s.ceiling = prev.ceiling;
+  s.lastError = prev.lastError;
   return s;
 }
 
 /**
  * One control step. `measured` is the signal over the last interval (latency percentile in
  * ms, or error ratio), `samples` the completed requests behind it, `demand` the requests/s
- * that arrived (admitted or not). Returns true when the rate changed.
+ * that arrived (admitted or not), `goodRate` the successful completions per second. Returns
+ * true when the rate changed.
  */
-export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64): bool {
+export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64, goodRate: f64 = 0): bool {
   let dt = (nowMs - s.lastStepMs) / 1000.0;
   s.lastStepMs = nowMs;
   // A clock jump (or a first step after a long pause) must not inflate the integral.
   const nominal = params.intervalMs / 1000.0;
   if (!(dt > 0) || dt > 3 * nominal) dt = nominal;
   if (samples < params.minSamples || !(measured >= 0)) return false;
+  const previous = s.measured;
   s.measured = measured;
   let e = (params.setpoint - measured) / params.setpoint;
   if (e > 1) e = 1;
@@ -84,26 +102,49 @@ export function step(params: PidParams, s: PidState, measured: f64, samples: i64
   const prevFiltered = s.hasFiltered ? s.filtered : measured;
   s.filtered = s.hasFiltered ? params.filter * measured + (1 - params.filter) * s.filtered : measured;
   s.hasFiltered = true;
-  const d = -params.kd * (s.filtered - prevFiltered) / params.setpoint / dt;
+  // On the filtered measurement, in log space (relative change), bounded: a damping term.
+  let d = prevFiltered > 0 && s.filtered > 0 ? -params.kd * Math.log(s.filtered / prevFiltered) / dt : 0;
+  if (d > 0.1) d = 0.1;
+  if (d < -0.1) d = -0.1;
   let integral = s.integral + params.ki * e * dt;
   const p = params.kp * e;
   let target = p + integral + d;
-  const current = Math.log(s.rate);
-  const stepLimit = Math.log(1 + params.maxStep);
+  // Over the setpoint, cut from what was actually admitted: a limit far above demand throttles nothing.
+  const current = Math.log(e < 0 && demand > 0 && demand < s.rate ? demand : s.rate);
+  if (e < 0 && s.lastError >= 0) s.ceiling = goodRate > 0 ? goodRate : s.rate;
+  s.lastError = e;
+  let up = params.maxStep;
+  if (s.ceiling > 0 && s.rate >= s.ceiling) up = params.creep / 4;
+  else if (s.ceiling > 0 && s.rate >= 0.9 * s.ceiling) up = params.creep;
   let clamped = target;
-  if (clamped > current + stepLimit) clamped = current + stepLimit;
-  if (clamped < current - stepLimit) clamped = current - stepLimit;
+  if (clamped > current + Math.log(1 + up)) clamped = current + Math.log(1 + up);
+  if (clamped < current + Math.log(1 - params.maxDecrease)) clamped = current + Math.log(1 - params.maxDecrease);
+  if (e < 0 && goodRate > 0) {
+    // The floor falls as the signal rises: a deep backlog must drain, a shallow one must not undershoot.
+    let share = params.setpoint / measured;
+    share = share < 0.5 ? 0.5 : share > 0.9 ? 0.9 : share;
+    const floor = Math.log(share * goodRate);
+    // Far over the setpoint (twice or more), go straight to the floor, as fast as max_decrease allows.
+    if (measured >= 2 * params.setpoint && floor < clamped) clamped = Math.max(floor, current + Math.log(1 - params.maxDecrease));
+    if (clamped < floor && clamped < current) clamped = Math.min(current, floor);
+  }
+  // Still over the setpoint but falling fast: the backlog is draining; hold instead of cutting more.
+  if (e < 0 && previous > 0 && measured < 0.7 * previous && clamped < current) clamped = current;
   // App-limited: with demand under half the rate, raising the rate tells nothing; hold it.
   if (clamped > current && demand < 0.5 * s.rate) clamped = current;
   if (clamped > Math.log(params.maxRate)) clamped = Math.log(params.maxRate);
   if (clamped < Math.log(params.minRate)) clamped = Math.log(params.minRate);
   if (clamped != target) integral = clamped - p - d;
+  const before = s.rate;
   s.integral = integral;
   s.p = p;
   s.i = integral;
   s.d = d;
-  const before = s.rate;
-  s.rate = Math.exp(clamped);
+  // Exact values when held or pinned at a bound (exp(log(x)) is not always x).
+  if (clamped == Math.log(before)) s.rate = before;
+  else if (clamped == Math.log(params.maxRate)) s.rate = params.maxRate;
+  else if (clamped == Math.log(params.minRate)) s.rate = params.minRate;
+  else s.rate = Math.exp(clamped);
   s.epoch++;
   return s.rate != before;
 }

@@ -70,7 +70,7 @@ function lowerName(r: ConfigReader, path: string, v: string): void {
 
 function parseController(r: ConfigReader, obj: JsonObject, path: string, rule: Rule): void {
   r.allowKeys(obj, path, ["signal", "percentile", "setpoint_ms", "setpoint_ratio", "kp", "ki", "kd", "interval_ms",
-    "min_rate", "max_rate", "initial_rate", "max_step", "min_samples", "filter"]);
+    "min_rate", "max_rate", "initial_rate", "max_step", "max_decrease", "creep", "min_samples", "filter"]);
   const signal = r.oneOf(obj, path, "signal", ["latency", "error_ratio"], "latency");
   rule.signal = signal == "latency" ? Signal.Latency : Signal.ErrorRatio;
   const p = rule.pid;
@@ -82,16 +82,18 @@ function parseController(r: ConfigReader, obj: JsonObject, path: string, rule: R
     p.setpoint = r.num(obj, path, "setpoint_ratio", 0, 0.0001, 0.9, true);
     if (obj.has("setpoint_ms") || obj.has("percentile")) r.fail(fieldPath(path, obj.has("setpoint_ms") ? "setpoint_ms" : "percentile"), "only for signal latency");
   }
-  p.kp = r.num(obj, path, "kp", 0.6, 0, 100);
+  p.kp = r.num(obj, path, "kp", 0.2, 0, 100);
   p.ki = r.num(obj, path, "ki", 0.3, 0, 100);
-  p.kd = r.num(obj, path, "kd", 0.1, 0, 100);
+  p.kd = r.num(obj, path, "kd", 0.6, 0, 100);
   p.intervalMs = <f64>r.int(obj, path, "interval_ms", 1000, 100, 600000);
   p.minRate = r.num(obj, path, "min_rate", 1, 0.01, 1e7);
   p.maxRate = r.num(obj, path, "max_rate", 100000, 0.01, 1e7);
   p.initialRate = r.num(obj, path, "initial_rate", p.maxRate < 100 ? p.maxRate : 100, 0.01, 1e7);
-  p.maxStep = r.num(obj, path, "max_step", 0.25, 0.01, 10);
+  p.maxStep = r.num(obj, path, "max_step", 0.1, 0.01, 10);
+  p.maxDecrease = r.num(obj, path, "max_decrease", 0.5, 0.01, 0.9);
+  p.creep = r.num(obj, path, "creep", 0.01, 0.001, 1);
   p.minSamples = r.int(obj, path, "min_samples", 20, 1, 1000000);
-  p.filter = r.num(obj, path, "filter", 0.5, 0.01, 1);
+  p.filter = r.num(obj, path, "filter", 0.7, 0.01, 1);
   if (r.ok && p.minRate > p.maxRate) r.fail(fieldPath(path, "min_rate"), "must be <= max_rate (" + p.maxRate.toString() + "), got " + p.minRate.toString());
   if (r.ok && (p.initialRate < p.minRate || p.initialRate > p.maxRate)) r.fail(fieldPath(path, "initial_rate"), "must lie within [min_rate, max_rate]");
 }

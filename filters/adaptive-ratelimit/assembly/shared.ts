@@ -55,7 +55,7 @@ export class ControllerRecord {
 
   encode(): ArrayBuffer {
     const id = String.UTF8.encode(this.identity);
-    const b = new ArrayBuffer(88 + id.byteLength);
+    const b = new ArrayBuffer(104 + id.byteLength);
     const p = changetype<usize>(b);
     const s = this.state;
     store<f64>(p, s.rate); store<f64>(p + 8, s.integral); store<f64>(p + 16, s.filtered);
@@ -63,22 +63,24 @@ export class ControllerRecord {
     store<f64>(p + 48, s.measured); store<f64>(p + 56, s.lastStepMs);
     store<u32>(p + 64, s.epoch); store<u32>(p + 68, s.hasFiltered ? 1 : 0);
     store<u32>(p + 72, this.paramsHash); store<u32>(p + 76, id.byteLength);
-    memory.copy(p + 88, changetype<usize>(id), id.byteLength);
+    store<f64>(p + 80, s.ceiling); store<f64>(p + 88, s.lastError);
+    memory.copy(p + 104, changetype<usize>(id), id.byteLength);
     return b;
   }
 
   static decode(b: ArrayBuffer): ControllerRecord | null {
-    if (b.byteLength < 88) return null;
+    if (b.byteLength < 104) return null;
     const p = changetype<usize>(b);
     const idLen = load<u32>(p + 76);
-    if (<i32>idLen != b.byteLength - 88) return null;
+    if (<i32>idLen != b.byteLength - 104) return null;
     const s = new PidState();
     s.rate = load<f64>(p); s.integral = load<f64>(p + 8); s.filtered = load<f64>(p + 16);
     s.p = load<f64>(p + 24); s.i = load<f64>(p + 32); s.d = load<f64>(p + 40);
     s.measured = load<f64>(p + 48); s.lastStepMs = load<f64>(p + 56);
     s.epoch = load<u32>(p + 64); s.hasFiltered = load<u32>(p + 68) != 0;
+    s.ceiling = load<f64>(p + 80); s.lastError = load<f64>(p + 88);
     if (!isFinite(s.rate) || s.rate <= 0 || !isFinite(s.integral)) return null;
-    return new ControllerRecord(s, String.UTF8.decodeUnsafe(p + 88, idLen), load<u32>(p + 72));
+    return new ControllerRecord(s, String.UTF8.decodeUnsafe(p + 104, idLen), load<u32>(p + 72));
   }
 }
 

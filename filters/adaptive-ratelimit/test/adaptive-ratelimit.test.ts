@@ -142,12 +142,19 @@ describe("the controller", () => {
   });
   const limitOf = (envoy: Envoy) => envoy.metric("adaptive_ratelimit.api.limit");
 
-  test("latency above the setpoint lowers the limit, within the step bound", async () => {
-    const { envoy } = limiter(adaptive({ max_step: 0.2 }), 2);
-    await offer(envoy, 150, 3, { latencyMs: 400 });
-    const limit = limitOf(envoy)!;
-    expect(limit).toBeLessThan(100);
-    expect(limit).toBeGreaterThanOrEqual(Math.floor(100 / 1.2 ** 3));
+  test("latency above the setpoint lowers the limit, each interval by at most max_decrease", async () => {
+    const { envoy } = limiter(adaptive({ max_decrease: 0.3 }), 2);
+    // 150 requests/s, each answered after 400 ms, sampled once per control interval.
+    for (let i = 0; i < 600; i++) {
+      envoy.at(envoy.nowMs() + (i * 1000) / 150, () => { envoy.request({ path: "/api/x", worker: i % 2, upstream: async () => { await envoy.sleep(400); return { status: 200 }; } }); });
+    }
+    const limits = [100];
+    for (let i = 0; i < 4; i++) {
+      await envoy.advance(1000);
+      limits.push(limitOf(envoy) ?? 100);
+    }
+    expect(limits[4]).toBeLessThan(100);
+    for (let i = 1; i < limits.length; i++) expect(limits[i]).toBeGreaterThanOrEqual(Math.floor(0.7 * limits[i - 1]));
   });
 
   test("low traffic (under min_samples per interval) changes nothing and rejects nothing", async () => {

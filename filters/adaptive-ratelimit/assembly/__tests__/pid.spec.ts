@@ -1,0 +1,118 @@
+import { Histogram, bucketOf, bucketUpper, BUCKETS } from "../histogram";
+import { PidParams, PidState, bumpless, coldStart, step } from "../pid";
+
+function params(): PidParams {
+  const p = new PidParams();
+  p.setpoint = 100;
+  p.minRate = 10;
+  p.maxRate = 1000;
+  p.initialRate = 100;
+  p.minSamples = 20;
+  p.intervalMs = 1000;
+  return p;
+}
+
+describe("histogram", () => {
+  it("puts latencies in 10% buckets and reads quantiles as bucket bounds", () => {
+    expect(bucketOf(0.05)).toBe(0);
+    expect(bucketOf(-1)).toBe(0);
+    expect(bucketOf(NaN)).toBe(0);
+    expect(bucketOf(1e9)).toBe(BUCKETS - 1);
+    const h = new Histogram();
+    for (let i = 1; i <= 100; i++) h.record(<f64>i);
+    const p50 = h.quantile(0.5), p99 = h.quantile(0.99);
+    expect(p50 >= 50 && p50 <= 55).toBe(true);
+    expect(p99 >= 99 && p99 <= 109).toBe(true);
+    expect(new Histogram().quantile(0.9)).toBe(-1);
+    expect(bucketUpper(bucketOf(42)) >= 42).toBe(true);
+  });
+
+  it("sums deltas of cumulative snapshots, restarting counters from zero", () => {
+    const a = new StaticArray<u32>(BUCKETS), b = new StaticArray<u32>(BUCKETS);
+    a[10] = 5; b[10] = 8; b[20] = 2;
+    const h = new Histogram();
+    h.addDelta(b, a);
+    expect(h.total).toBe(5);
+    const restarted = new StaticArray<u32>(BUCKETS);
+    restarted[10] = 3;
+    const g = new Histogram();
+    g.addDelta(restarted, b);
+    expect(g.total).toBe(3);
+  });
+});
+
+describe("PID step", () => {
+  it("starts cold at the initial rate, never at zero", () => {
+    const s = coldStart(params(), 0);
+    expect(s.rate).toBe(100);
+  });
+
+  it("changes nothing with too few samples, and no sample at all", () => {
+    const p = params(), s = coldStart(p, 0);
+    expect(step(p, s, 500, 5, 200, 1000)).toBe(false);
+    expect(step(p, s, -1, 0, 200, 2000)).toBe(false);
+    expect(s.rate).toBe(100);
+  });
+
+  it("raises the rate below the setpoint by at most max_step per interval", () => {
+    const p = params(), s = coldStart(p, 0);
+    step(p, s, 20, 100, 200, 1000);
+    expect(s.rate <= 100 * (1 + p.maxStep) + 1e-9).toBe(true);
+    expect(s.rate > 100).toBe(true);
+  });
+
+  it("cuts over the setpoint by at most max_decrease, from what was admitted", () => {
+    const p = params(), s = coldStart(p, 0);
+    step(p, s, 150, 100, 80, 1000); // demand 80 < rate 100: the cut starts from 80
+    expect(s.rate < 80).toBe(true);
+    expect(s.rate >= 80 * (1 - p.maxDecrease) - 1e-9).toBe(true);
+  });
+
+  it("does not raise an app-limited rate", () => {
+    const p = params(), s = coldStart(p, 0);
+    step(p, s, 20, 100, 30, 1000); // demand 30 < half of 100
+    expect(s.rate).toBe(100);
+  });
+
+  it("creeps within 10% of the throughput where the setpoint was last crossed", () => {
+    const p = params(), s = coldStart(p, 0);
+    step(p, s, 20, 100, 500, 1000); // below: rate up
+    step(p, s, 150, 100, 500, 2000, 120); // crossing: ceiling = 120 good/s
+    expect(s.ceiling).toBe(120);
+    s.rate = 110;
+    step(p, s, 20, 100, 500, 3000);
+    expect(s.rate <= 110 * (1 + p.creep) + 1e-9).toBe(true);
+  });
+
+  it("never cuts below a share of the measured good throughput", () => {
+    const p = params(), s = coldStart(p, 0);
+    step(p, s, 1000, 100, 100, 1000, 90); // ten times the setpoint: share clamps at 0.5
+    expect(s.rate >= 45 - 1e-9).toBe(true);
+  });
+
+  it("has no windup: after a long stretch pinned at max_rate, one violation cuts at once", () => {
+    const p = params(), s = coldStart(p, 0);
+    for (let t = 1; t <= 200; t++) step(p, s, 10, 1000, 100000, <f64>t * 1000);
+    expect(s.rate).toBe(1000);
+    step(p, s, 300, 1000, 100000, 201000);
+    expect(s.rate < 1000).toBe(true);
+  });
+
+  it("caps dt after a clock jump, so the integral moves by one interval only", () => {
+    const p = params(), s = coldStart(p, 0);
+    step(p, s, 100, 100, 100, 1000); // at the setpoint: no drive
+    const before = s.integral;
+    step(p, s, 50, 100, 100, 1000 + 3600 * 1000); // an hour later
+    expect(Math.abs(s.integral - before) <= p.ki * 0.5 * 1.0 + Math.log(1 + p.maxStep) + 1e-9).toBe(true);
+  });
+
+  it("bumpless: new parameters keep the current rate", () => {
+    const p = params(), s = coldStart(p, 0);
+    s.rate = 333;
+    const q = params();
+    q.kp = 2;
+    const t = bumpless(q, s);
+    expect(t.rate).toBe(333);
+    expect(Math.abs(t.integral - Math.log(333)) < 1e-9).toBe(true);
+  });
+});
