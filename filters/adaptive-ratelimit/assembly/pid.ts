@@ -11,7 +11,7 @@
 // Too few samples: no change at all. Demand below half the rate: no increase (app-limited).
 // Latency below the knee says nothing about where the knee is, so the controller remembers the
 // throughput the upstream sustained when the signal last crossed the setpoint (a capacity
-// estimate, like TCP's slow-start threshold): within 10% under it the rate rises by at most
+// estimate, like TCP's slow-start threshold): within 5% under it the rate rises by at most
 // `creep` per interval, above it by a quarter of that (probing for more capacity). While over
 // the setpoint, a cut never goes below a share of the throughput just measured, setpoint/signal
 // clamped to [0.5, 0.9]: the signal seen then is partly backlog already draining, and cutting
@@ -115,7 +115,7 @@ export function step(params: PidParams, s: PidState, measured: f64, samples: i64
   s.lastError = e;
   let up = params.maxStep;
   if (s.ceiling > 0 && s.rate >= s.ceiling) up = params.creep / 4;
-  else if (s.ceiling > 0 && s.rate >= 0.9 * s.ceiling) up = params.creep;
+  else if (s.ceiling > 0 && s.rate >= 0.95 * s.ceiling) up = params.creep;
   let clamped = target;
   if (clamped > current + Math.log(1 + up)) clamped = current + Math.log(1 + up);
   if (clamped < current + Math.log(1 - params.maxDecrease)) clamped = current + Math.log(1 - params.maxDecrease);
