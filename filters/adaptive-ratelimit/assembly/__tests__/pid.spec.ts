@@ -74,14 +74,17 @@ describe("PID step", () => {
     expect(s.rate).toBe(100);
   });
 
-  it("creeps within 10% of the throughput where the setpoint was last crossed", () => {
+  it("creeps within 5% of the throughput where the setpoint was last crossed", () => {
     const p = params(), s = coldStart(p, 0);
     step(p, s, 20, 100, 500, 1000); // below: rate up
     step(p, s, 150, 100, 500, 2000, 120); // crossing: ceiling = 120 good/s
     expect(s.ceiling).toBe(120);
-    s.rate = 110;
+    s.rate = 116;
     step(p, s, 20, 100, 500, 3000);
-    expect(s.rate <= 110 * (1 + p.creep) + 1e-9).toBe(true);
+    expect(s.rate <= 116 * (1 + p.creep) + 1e-9).toBe(true);
+    s.rate = 100; // further below: the full step applies again
+    step(p, s, 20, 100, 500, 4000);
+    expect(s.rate > 100 * (1 + p.creep)).toBe(true);
   });
 
   it("never cuts below a share of the measured good throughput", () => {
