@@ -3,7 +3,7 @@
 // only routes to real endpoints of the route's own EDS cluster, over its usual mTLS.
 // Original-dst mode (opt-in): a dedicated ORIGINAL_DST cluster with the mesh's mTLS and a route
 // selecting it when the filter marked the request.
-import { CONTEXT, PROXY_VERSION_REGEX, wasmHttpFilter } from "./wasm.js";
+import { CONTEXT, PROXY_VERSION_REGEX, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export interface PodIpSpec {
   namespace: string;
@@ -205,3 +205,17 @@ export const STANDALONE_CONFIGURATION = {
   session_header: SESSION_HEADER,
   pin_header: PIN_HEADER,
 };
+
+/**
+ * The filter as a WasmPlugin on the gateway: early (AUTHN phase, so nothing else sees a
+ * client-supplied destination), failing closed. A WasmPlugin cannot add Envoy's stateful_session
+ * filter: apply only that patch of the session EnvoyFilter, or label the Service for Istio's
+ * (non-strict) persistent session.
+ */
+export function wasmPlugins(spec: PodIpSpec): Record<string, unknown>[] {
+  return [wasmPlugin({
+    name: "podip-router", namespace: spec.namespace, filter: "podip-router", selector: spec.gatewaySelector, placement: "gateway",
+    url: "oci://ghcr.io/example/filter-suite/podip-router:0.1.0", sha256: "0000000000000000000000000000000000000000000000000000000000000000",
+    phase: "AUTHN", priority: 1000, failStrategy: "FAIL_CLOSE", configuration: spec.configuration,
+  })];
+}

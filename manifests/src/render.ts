@@ -34,6 +34,10 @@ export function renderAll(): Map<string, string> {
     HEADER + "# podip-router on the ingress gateway, followed by Envoy's stateful_session filter in strict mode\n" +
     "# (header x-podip-session): pins reach only real endpoints of the route's own cluster, over its mTLS.\n" +
     "# Put the module at /var/local/lib/wasm/podip-router.wasm in the gateway pod.\n" + docs([podip.sessionEnvoyFilter(podip.EXAMPLE)]));
+  out.set("podip-router/wasmplugin.yaml",
+    HEADER + "# podip-router as a WasmPlugin on the gateway (AUTHN phase, fails closed). It cannot add Envoy's stateful_session\n" +
+    "# filter: apply the session patch of istio-session.yaml too. Replace url and sha256 with your registry's image and digest.\n" +
+    docs(podip.wasmPlugins(podip.EXAMPLE)));
   out.set("podip-router/istio-original-dst.yaml",
     HEADER + "# Opt-in original-dst mode: an ORIGINAL_DST cluster with the mesh's mTLS (Istio SDS secrets, any SPIFFE id of the\n" +
     "# trust domain) and a first route selecting it for requests podip-router marked. Use with hand_off original-dst-*.\n" +
