@@ -1,5 +1,11 @@
-// `npm start` will run the local gateway (the e2e issue). Until then it says what is available.
-console.log(`The local gateway is not built yet. Available now:
-  npm run build   compile every filter and fixture to dist/
-  npm test        build, AssemblyScript unit tests (as-pect), host conformance tests (vitest)
-  npm run bench   cost per request against the no-op filter, hostcalls, memory, .wasm size`);
+// npm start: bundles the local gateway (runtime/gateway, TypeScript) with esbuild and runs it.
+// Arguments pass through: --envoy (run real Envoy instead), --bootstrap <file>.
+import { build } from "esbuild";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+
+const root = join(fileURLToPath(import.meta.url), "..", "..");
+const outfile = join(root, "dist", "gateway.mjs");
+await build({ entryPoints: [join(root, "runtime", "gateway", "cli.ts")], bundle: true, platform: "node", format: "esm", target: "node20", outfile, packages: "external", logLevel: "warning" });
+process.argv.splice(2, 0, root);
+await import(outfile);

@@ -22,6 +22,8 @@ export interface EnvoyOptions {
   bufferLimitBytes?: number;
   /** Record every call into every VM in `envoy.calls`. */
   traceCalls?: boolean;
+  /** "real": the clock is the wall clock and ticks fire on real timers (runRealTime); default "virtual". */
+  clock?: "virtual" | "real";
 }
 
 export interface CallRecord {
@@ -259,7 +261,8 @@ export class Envoy {
     this.minor = Number(m[1]);
     this.logLevel = opts.logLevel ?? "info";
     this.inline = inlineSets(opts.inline);
-    this.startMs = this.clockMs = opts.startTimeMs ?? DEFAULT_START;
+    this.realTime = opts.clock === "real";
+    this.startMs = this.clockMs = this.realTime ? Date.now() : opts.startTimeMs ?? DEFAULT_START;
     this.node = { id: opts.node?.id ?? "sidecar~10.0.0.1~app.default~default.svc.cluster.local", cluster: opts.node?.cluster ?? "app.default", metadata: opts.node?.metadata ?? {} };
     this.bufferLimitBytes = opts.bufferLimitBytes ?? 1 << 20;
     this.queues = new SharedQueues(this);
@@ -268,11 +271,32 @@ export class Envoy {
 
   // ------------------------------------------------------------ clock
 
+  private readonly realTime: boolean;
+
   nowMs(): number {
-    return this.clockMs;
+    return this.realTime ? Date.now() : this.clockMs;
   }
   monotonicMs(): number {
-    return this.clockMs - this.startMs;
+    return this.nowMs() - this.startMs;
+  }
+
+  /** In real-time mode, fires due ticks from a timer until the returned function is called. */
+  runRealTime(periodMs = 10): () => void {
+    if (!this.realTime) throw new Error("runRealTime needs an Envoy created with clock: \"real\"");
+    const timer = setInterval(() => {
+      const now = Date.now();
+      for (const p of this.plugins) {
+        for (const vm of p.liveVms()) {
+          const r = vm.root;
+          if (r.tickPeriodMs > 0 && r.nextTickAt <= now) {
+            r.nextTickAt = now + r.tickPeriodMs;
+            vm.tick();
+          }
+        }
+      }
+    }, periodMs);
+    timer.unref?.();
+    return () => clearInterval(timer);
   }
 
   /**

@@ -1,0 +1,123 @@
+// Reads the subset of an Envoy bootstrap the suite's standalone manifests use, and refuses
+// everything else by name: a gateway that silently ignored config would lie about Envoy.
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+
+export interface WasmFilterConfig {
+  kind: "wasm";
+  name: string;
+  rootId: string;
+  vmId: string;
+  configuration: string;
+  filename: string;
+  failOpen: boolean;
+}
+export interface SessionFilterConfig { kind: "stateful_session"; header: string; strict: boolean }
+export type FilterConfig = WasmFilterConfig | SessionFilterConfig;
+
+export interface RouteConfig { prefix: string; headers: Array<{ name: string; exact: string }>; cluster: string }
+export interface VirtualHost { name: string; domains: string[]; routes: RouteConfig[] }
+export interface ClusterConfig { name: string; type: "STATIC" | "ORIGINAL_DST"; endpoints: Array<{ address: string; port: number }> }
+
+export interface GatewayConfig {
+  listener: { name: string; address: string; port: number };
+  filters: FilterConfig[];
+  virtualHosts: VirtualHost[];
+  clusters: Map<string, ClusterConfig>;
+}
+
+export class UnsupportedConfig extends Error {}
+
+function allow(obj: Record<string, unknown>, path: string, keys: string[]): void {
+  for (const k of Object.keys(obj)) if (!keys.includes(k)) throw new UnsupportedConfig(`${path}.${k}: not interpreted by the local gateway (it runs the suite's subset of Envoy; use --envoy for the rest)`);
+}
+
+const T = {
+  hcm: "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+  wasm: "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+  session: "type.googleapis.com/envoy.extensions.filters.http.stateful_session.v3.StatefulSession",
+  headerState: "type.googleapis.com/envoy.extensions.http.stateful_session.header.v3.HeaderBasedSessionState",
+  router: "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+  string: "type.googleapis.com/google.protobuf.StringValue",
+};
+
+export function loadBootstrap(file: string): GatewayConfig {
+  return interpret(parse(readFileSync(file, "utf8")));
+}
+
+export function interpret(doc: any): GatewayConfig {
+  allow(doc, "bootstrap", ["static_resources"]);
+  allow(doc.static_resources, "static_resources", ["listeners", "clusters"]);
+  const listeners = doc.static_resources.listeners ?? [];
+  if (listeners.length !== 1) throw new UnsupportedConfig(`static_resources.listeners: the local gateway serves exactly one listener, found ${listeners.length}`);
+  const l = listeners[0];
+  allow(l, "listeners[0]", ["name", "address", "filter_chains"]);
+  const sa = l.address?.socket_address;
+  if (!sa || sa.address !== "127.0.0.1") throw new UnsupportedConfig("listeners[0].address: the local gateway binds 127.0.0.1 only");
+  if (l.filter_chains?.length !== 1 || l.filter_chains[0].filters?.length !== 1) throw new UnsupportedConfig("listeners[0].filter_chains: exactly one chain with one network filter (the HTTP connection manager)");
+  const net = l.filter_chains[0].filters[0];
+  const hcm = net.typed_config;
+  if (net.name !== "envoy.filters.network.http_connection_manager" || hcm?.["@type"] !== T.hcm) throw new UnsupportedConfig("listeners[0]: only the HTTP connection manager is interpreted");
+  allow(hcm, "http_connection_manager", ["@type", "stat_prefix", "route_config", "http_filters", "http_protocol_options"]);
+  if (hcm.http_protocol_options) {
+    // Header-case preservation only changes bytes on the wire; Node already keeps client case.
+    allow(hcm.http_protocol_options, "http_protocol_options", ["header_key_format"]);
+  }
+  const filters: FilterConfig[] = [];
+  const httpFilters = hcm.http_filters ?? [];
+  for (const [i, f] of httpFilters.entries()) {
+    const at = `http_filters[${i}]`;
+    const type = f.typed_config?.["@type"];
+    if (type === T.router) {
+      if (i !== httpFilters.length - 1) throw new UnsupportedConfig(`${at}: the router must be last`);
+      continue;
+    }
+    if (type === T.wasm) {
+      const c = f.typed_config.config;
+      allow(c, `${at}.config`, ["name", "root_id", "fail_open", "configuration", "vm_config"]);
+      if (c.configuration?.["@type"] !== T.string) throw new UnsupportedConfig(`${at}.config.configuration: only StringValue is interpreted`);
+      const filename = c.vm_config?.code?.local?.filename;
+      if (!filename) throw new UnsupportedConfig(`${at}.config.vm_config.code: only local files are interpreted`);
+      filters.push({ kind: "wasm", name: c.name, rootId: c.root_id ?? "", vmId: c.vm_config.vm_id ?? "", configuration: c.configuration.value, filename, failOpen: c.fail_open === true });
+      continue;
+    }
+    if (type === T.session) {
+      const st = f.typed_config.session_state;
+      if (st?.typed_config?.["@type"] !== T.headerState) throw new UnsupportedConfig(`${at}: only header-based session state is interpreted`);
+      filters.push({ kind: "stateful_session", header: st.typed_config.name, strict: f.typed_config.strict === true });
+      continue;
+    }
+    throw new UnsupportedConfig(`${at}: filter ${f.name} (${type}) is not interpreted by the local gateway`);
+  }
+  const virtualHosts: VirtualHost[] = (hcm.route_config?.virtual_hosts ?? []).map((vh: any, i: number) => {
+    allow(vh, `virtual_hosts[${i}]`, ["name", "domains", "routes"]);
+    return {
+      name: vh.name,
+      domains: vh.domains,
+      routes: vh.routes.map((r: any, k: number) => {
+        allow(r, `virtual_hosts[${i}].routes[${k}]`, ["name", "match", "route"]);
+        allow(r.match, `virtual_hosts[${i}].routes[${k}].match`, ["prefix", "headers"]);
+        allow(r.route, `virtual_hosts[${i}].routes[${k}].route`, ["cluster", "timeout"]);
+        return {
+          prefix: r.match.prefix ?? "/",
+          headers: (r.match.headers ?? []).map((h: any) => {
+            if (h.string_match?.exact === undefined) throw new UnsupportedConfig(`virtual_hosts[${i}].routes[${k}].match.headers: only string_match.exact is interpreted`);
+            return { name: h.name, exact: h.string_match.exact };
+          }),
+          cluster: r.route.cluster,
+        };
+      }),
+    };
+  });
+  const clusters = new Map<string, ClusterConfig>();
+  for (const [i, c] of (doc.static_resources.clusters ?? []).entries()) {
+    if (c.type === "ORIGINAL_DST") { clusters.set(c.name, { name: c.name, type: "ORIGINAL_DST", endpoints: [] }); continue; }
+    if (c.type !== "STATIC") throw new UnsupportedConfig(`clusters[${i}].type: ${c.type} is not interpreted (STATIC and ORIGINAL_DST are)`);
+    allow(c, `clusters[${i}]`, ["name", "type", "connect_timeout", "load_assignment", "typed_extension_protocol_options"]);
+    const endpoints = c.load_assignment.endpoints.flatMap((e: any) => e.lb_endpoints.map((lb: any) => ({ address: lb.endpoint.address.socket_address.address, port: lb.endpoint.address.socket_address.port_value })));
+    for (const e of endpoints) if (e.address !== "127.0.0.1") throw new UnsupportedConfig(`clusters[${i}]: the local gateway only connects to 127.0.0.1`);
+    clusters.set(c.name, { name: c.name, type: "STATIC", endpoints });
+  }
+  for (const vh of virtualHosts) for (const r of vh.routes) if (!clusters.has(r.cluster)) throw new UnsupportedConfig(`route to unknown cluster ${r.cluster}`);
+  return { listener: { name: l.name, address: sa.address, port: sa.port_value }, filters, virtualHosts, clusters };
+}

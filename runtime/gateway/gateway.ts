@@ -1,0 +1,166 @@
+// The local gateway: real HTTP on 127.0.0.1 in front of the suite's host (runtime/host), driven
+// by a standalone Envoy bootstrap. Routing, the strict stateful session and ORIGINAL_DST are
+// done here as Envoy does them; the wasm filters run as built modules in the host.
+import { createServer, request as httpRequest, IncomingMessage, Server, ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { isAbsolute, join } from "node:path";
+import { Envoy, Plugin } from "../host/src/index.js";
+import type { UpstreamRequest, UpstreamResponse } from "../host/src/index.js";
+import { ClusterConfig, GatewayConfig, SessionFilterConfig, loadBootstrap } from "./bootstrap.js";
+
+export interface GatewayOptions {
+  bootstrap: string | GatewayConfig;
+  /** Directory wasm filenames are relative to (the repository root). */
+  root: string;
+  /** Listener port override (0: any free port). */
+  port?: number;
+  /** Also serve the same routes without the wasm filters, for comparison. */
+  control?: boolean;
+  workers?: number;
+  /** Print Envoy's log lines at this level and above. */
+  logLevel?: "trace" | "debug" | "info" | "warn" | "error" | "critical";
+  onLog?: (line: string) => void;
+}
+
+export interface Gateway {
+  port: number;
+  controlPort?: number;
+  envoy: Envoy;
+  stop(): Promise<void>;
+}
+
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"]);
+
+function hostOnly(authority: string): string {
+  return authority.replace(/:\d+$/, "");
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const cfg = typeof opts.bootstrap === "string" ? loadBootstrap(opts.bootstrap) : opts.bootstrap;
+  const envoy = new Envoy({ workers: opts.workers ?? 2, clock: "real", logLevel: opts.logLevel ?? "warn" });
+  const plugins: Plugin[] = [];
+  for (const f of cfg.filters) {
+    if (f.kind !== "wasm") continue;
+    plugins.push(envoy.addPlugin({
+      name: f.name, rootId: f.rootId, vmId: f.vmId, configuration: f.configuration, failOpen: f.failOpen,
+      wasm: isAbsolute(f.filename) ? f.filename : join(opts.root, f.filename),
+    }));
+  }
+  const session = cfg.filters.find((f): f is SessionFilterConfig => f.kind === "stateful_session");
+  const stopTicks = envoy.runRealTime();
+  const rr = new Map<string, number>();
+  let printed = 0;
+  const flushLogs = () => {
+    for (; printed < envoy.logs.length; printed++) opts.onLog?.(`[${envoy.logs[printed].level}] ${envoy.logs[printed].message}`);
+  };
+
+  function route(up: UpstreamRequest): ClusterConfig | undefined {
+    const authority = up.header(":authority") ?? "";
+    const path = up.header(":path") ?? "/";
+    const vh = cfg.virtualHosts.find((v) => v.domains.some((d) => d === authority || d === hostOnly(authority) || d === "*" || (d.endsWith(":*") && d.slice(0, -2) === hostOnly(authority))));
+    const r = vh?.routes.find((rt) => path.startsWith(rt.prefix) && rt.headers.every((h) => up.header(h.name) === h.exact));
+    return r ? cfg.clusters.get(r.cluster) : undefined;
+  }
+
+  /** Picks the endpoint: the strict stateful session's choice, else round robin; ORIGINAL_DST from filter state. */
+  function pick(cluster: ClusterConfig, up: UpstreamRequest): { address: string; port: number } | string {
+    if (cluster.type === "ORIGINAL_DST") {
+      const dst = up.envoyFilterState["envoy.network.transport_socket.original_dst_address"];
+      const m = dst ? /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(dst) : null;
+      if (!m || m[1] !== "127.0.0.1") return "no original destination (or not on 127.0.0.1)";
+      return { address: m[1], port: Number(m[2]) };
+    }
+    const pinned = session ? up.header(session.header) : undefined;
+    if (pinned !== undefined) {
+      const target = Buffer.from(pinned, "base64").toString("utf8");
+      const hit = cluster.endpoints.find((e) => `${e.address}:${e.port}` === target);
+      if (hit) return hit;
+      if (session!.strict) return `${target} is not an endpoint of cluster ${cluster.name}`;
+    }
+    const i = rr.get(cluster.name) ?? 0;
+    rr.set(cluster.name, i + 1);
+    return cluster.endpoints[i % cluster.endpoints.length];
+  }
+
+  function forward(up: UpstreamRequest): Promise<UpstreamResponse> {
+    const cluster = route(up);
+    if (!cluster) return Promise.resolve({ status: 404, body: "no route" });
+    const target = pick(cluster, up);
+    if (typeof target === "string") return Promise.resolve({ status: 503, body: `no healthy upstream: ${target}` });
+    const headers: string[] = [];
+    for (const [k, v] of up.rawHeaders) {
+      if (k.startsWith(":") || HOP_BY_HOP.has(k)) continue;
+      headers.push(k, Buffer.from(v, "latin1").toString("latin1"));
+    }
+    headers.push("host", up.header(":authority") ?? "");
+    return new Promise((resolve) => {
+      const req = httpRequest({ host: target.address, port: target.port, method: up.header(":method"), path: up.header(":path"), headers, setHost: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          const out: Array<[string, string]> = [];
+          for (let i = 0; i < res.rawHeaders.length; i += 2) {
+            const k = res.rawHeaders[i].toLowerCase();
+            if (!HOP_BY_HOP.has(k) && k !== "content-length") out.push([k, res.rawHeaders[i + 1]]);
+          }
+          resolve({ status: res.statusCode ?? 502, headers: out, body: Buffer.concat(chunks), address: `${target.address}:${target.port}` });
+        });
+      });
+      req.on("error", (err) => resolve({ status: 503, body: `upstream connect error: ${err.message}` }));
+      req.end(up.body);
+    });
+  }
+
+  function handler(filters: Plugin[]) {
+    return (req: IncomingMessage, res: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c) => chunks.push(c));
+      req.on("end", async () => {
+        const headers: Array<[string, string]> = [];
+        for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
+        const body = Buffer.concat(chunks);
+        try {
+          const result = await envoy.request({
+            method: req.method, path: req.url, scheme: "http", headers, body: body.length > 0 ? body : undefined,
+            source: `${req.socket.remoteAddress}:${req.socket.remotePort}`, destination: `127.0.0.1:${(req.socket.address() as AddressInfo).port}`,
+            filters, upstream: forward,
+          });
+          flushLogs();
+          if (result.hung || result.reset) { req.socket.destroy(); return; }
+          const out = new Map<string, string[]>();
+          for (const [k, v] of result.headers) {
+            if (k.startsWith(":") || HOP_BY_HOP.has(k) || k === "content-length") continue;
+            out.set(k, [...(out.get(k) ?? []), v]);
+          }
+          res.writeHead(result.status, Object.fromEntries([...out].map(([k, v]) => [k, v.length === 1 ? v[0] : v])));
+          res.end(result.bodyBytes);
+        } catch (err) {
+          res.writeHead(500);
+          res.end(`gateway error: ${(err as Error).message}\n`);
+        }
+      });
+    };
+  }
+
+  const listen = (server: Server, port: number) => new Promise<number>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve((server.address() as AddressInfo).port));
+  });
+  const main = createServer(handler(plugins));
+  const port = await listen(main, opts.port ?? cfg.listener.port);
+  let control: Server | undefined;
+  let controlPort: number | undefined;
+  if (opts.control) {
+    control = createServer(handler([]));
+    controlPort = await listen(control, 0);
+  }
+  return {
+    port, controlPort, envoy,
+    async stop() {
+      stopTicks();
+      await new Promise<void>((r) => main.close(() => r()));
+      main.closeAllConnections?.();
+      if (control) await new Promise<void>((r) => control!.close(() => r()));
+    },
+  };
+}
