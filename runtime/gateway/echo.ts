@@ -2,6 +2,7 @@
 // (service, env, replica, method, path, headers as received, body). With `x-e2e-next: b,c` it
 // first calls the next service through the gateway, as an app behind a sidecar would,
 // forwarding only the headers `x-e2e-forward` lists (default: x-env and traceparent).
+// `x-e2e-gateway: <port>` makes it call through that port instead (tests comparing fronts).
 import { createServer, request as httpRequest, Server } from "node:http";
 import type { ClusterConfig } from "./bootstrap.js";
 
@@ -32,11 +33,12 @@ export async function startEcho(instances: EchoInstance[], gatewayPort: () => nu
         let next: unknown = undefined;
         if (nextList.length > 0) {
           const forward = ((req.headers["x-e2e-forward"] as string | undefined) ?? "x-env,traceparent").split(",").map((s) => s.trim().toLowerCase());
-          const fwd: Record<string, string> = { host: nextList[0], "x-e2e-forward": forward.join(",") };
+          const via = Number(req.headers["x-e2e-gateway"]) || gatewayPort();
+          const fwd: Record<string, string> = { host: nextList[0], "x-e2e-forward": forward.join(","), "x-e2e-gateway": String(via) };
           if (nextList.length > 1) fwd["x-e2e-next"] = nextList.slice(1).join(",");
           for (const h of forward) if (typeof req.headers[h] === "string") fwd[h] = req.headers[h] as string;
           next = await new Promise((resolve) => {
-            const r = httpRequest({ host: "127.0.0.1", port: gatewayPort(), path: "/", headers: fwd }, (resp) => {
+            const r = httpRequest({ host: "127.0.0.1", port: via, path: "/", headers: fwd }, (resp) => {
               const c: Buffer[] = [];
               resp.on("data", (d) => c.push(d));
               resp.on("end", () => { try { resolve(JSON.parse(Buffer.concat(c).toString("utf8"))); } catch { resolve({ status: resp.statusCode }); } });
