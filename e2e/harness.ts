@@ -39,6 +39,11 @@ async function waitFor(url: string, ms = 10000): Promise<void> {
 
 /** Starts the example upstreams and the front for a bootstrap (a file, or an object written to a temp file). */
 export async function startFront(bootstrap: string | object, opts: { control?: boolean; workers?: number } = {}): Promise<Front> {
+  if (TARGET === "kind") {
+    const url = process.env.E2E_GATEWAY_URL;
+    if (!url) throw new Error("E2E_TARGET=kind: E2E_GATEWAY_URL is not set (run e2e/kind/run.sh)");
+    return { url, async stop() {} };
+  }
   const file = typeof bootstrap === "string" ? bootstrap : join(mkdtempSync(join(tmpdir(), "e2e-")), "bootstrap.yaml");
   if (typeof bootstrap !== "string") writeFileSync(file, stringify(bootstrap));
   const cfg = typeof bootstrap === "string" ? loadBootstrap(file) : interpret(bootstrap);
@@ -72,7 +77,7 @@ export function send(base: string, req: { method?: string; path: string; headers
   const raw: string[] = [];
   for (const [k, v] of req.headers ?? []) raw.push(k, v);
   // With raw header lines Node adds no Host of its own.
-  if (!(req.headers ?? []).some(([k]) => k.toLowerCase() === "host")) raw.push("Host", u.host);
+  if (!(req.headers ?? []).some(([k]) => k.toLowerCase() === "host")) raw.push("Host", TARGET === "kind" ? "web" : u.host);
   if (req.body !== undefined) raw.push("content-length", String(Buffer.byteLength(req.body)));
   return new Promise((resolve, reject) => {
     const r = httpRequest({ host: u.hostname, port: Number(u.port), method: req.method ?? (req.body !== undefined ? "POST" : "GET"), path: req.path, headers: raw, agent: false }, (res) => {
@@ -101,3 +106,12 @@ export function hops(reply: Reply): string[] {
   for (let j = reply.json(); j && j.service; j = j.next) out.push(`${j.service}@${j.env}`);
   return out;
 }
+
+/** Pinning targets: the local example replicas, or the web pods run.sh found in the cluster. */
+export const PIN = TARGET === "kind"
+  ? (() => {
+    const pods = (process.env.E2E_WEB_PODS ?? "").split(",").filter(Boolean);
+    const ip = (pods[0] ?? "10.244.0.10:8080").split(":")[0];
+    return { replica: pods[1] ?? pods[0] ?? "", badPort: `${ip}:22`, notEndpoint: "10.244.250.250:8080", outside: "10.9.0.1:8080" };
+  })()
+  : { replica: "127.0.0.1:18102", badPort: "127.0.0.1:22", notEndpoint: "127.0.0.1:18150", outside: "10.9.0.1:18101" };

@@ -1,6 +1,7 @@
 // Validates Istio resources with the schemas Istio publishes (@kubernetes-models/istio).
 import { DestinationRule } from "@kubernetes-models/istio/networking.istio.io/v1/DestinationRule";
 import { VirtualService } from "@kubernetes-models/istio/networking.istio.io/v1/VirtualService";
+import { Gateway } from "@kubernetes-models/istio/networking.istio.io/v1/Gateway";
 import { EnvoyFilter } from "@kubernetes-models/istio/networking.istio.io/v1alpha3/EnvoyFilter";
 import { WasmPlugin } from "@kubernetes-models/istio/extensions.istio.io/v1alpha1/WasmPlugin";
 
@@ -8,6 +9,7 @@ type Model = { validate(): void };
 const MODELS: Record<string, new (data: any) => Model> = {
   "networking.istio.io/v1/DestinationRule": DestinationRule,
   "networking.istio.io/v1/VirtualService": VirtualService,
+  "networking.istio.io/v1/Gateway": Gateway,
   "networking.istio.io/v1alpha3/EnvoyFilter": EnvoyFilter,
   "extensions.istio.io/v1alpha1/WasmPlugin": WasmPlugin,
 };

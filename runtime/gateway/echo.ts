@@ -6,7 +6,7 @@
 import { createServer, request as httpRequest, Server } from "node:http";
 import type { ClusterConfig } from "./bootstrap.js";
 
-export interface EchoInstance { service: string; env: string; replica: number; port: number }
+export interface EchoInstance { service: string; env: string; replica: number; port: number; host?: string }
 
 /** Which service/env/replica a cluster's endpoints are: "reviews.feature-x" -> reviews in feature-x. */
 export function echoInstances(clusters: Iterable<ClusterConfig>): EchoInstance[] {
@@ -19,7 +19,13 @@ export function echoInstances(clusters: Iterable<ClusterConfig>): EchoInstance[]
   return out;
 }
 
-export async function startEcho(instances: EchoInstance[], gatewayPort: () => number): Promise<() => Promise<void>> {
+/**
+ * Where an onward call goes: through the local gateway (port), or, in a mesh, straight to the
+ * next service's name (its sidecar does the routing).
+ */
+export type Onward = { mode: "gateway"; port: () => number } | { mode: "direct"; port: number };
+
+export async function startEcho(instances: EchoInstance[], gatewayPort: () => number, onward?: Onward): Promise<() => Promise<void>> {
   const servers: Server[] = [];
   for (const inst of instances) {
     const server = createServer((req, res) => {
@@ -28,7 +34,7 @@ export async function startEcho(instances: EchoInstance[], gatewayPort: () => nu
       req.on("end", async () => {
         const headers: Array<[string, string]> = [];
         for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
-        const seen = { service: inst.service, env: inst.env, replica: inst.replica, port: inst.port, method: req.method, path: req.url, headers, body: Buffer.concat(chunks).toString("utf8") };
+        const seen = { service: inst.service, env: inst.env, replica: inst.replica, host: inst.host ?? "127.0.0.1", port: inst.port, method: req.method, path: req.url, headers, body: Buffer.concat(chunks).toString("utf8") };
         const nextList = (req.headers["x-e2e-next"] as string | undefined)?.split(",").map((s) => s.trim()).filter(Boolean) ?? [];
         let next: unknown = undefined;
         if (nextList.length > 0) {
@@ -38,7 +44,8 @@ export async function startEcho(instances: EchoInstance[], gatewayPort: () => nu
           if (nextList.length > 1) fwd["x-e2e-next"] = nextList.slice(1).join(",");
           for (const h of forward) if (typeof req.headers[h] === "string") fwd[h] = req.headers[h] as string;
           next = await new Promise((resolve) => {
-            const r = httpRequest({ host: "127.0.0.1", port: via, path: "/", headers: fwd }, (resp) => {
+            const direct = onward?.mode === "direct";
+            const r = httpRequest({ host: direct ? nextList[0] : "127.0.0.1", port: direct ? onward.port : via, path: "/", headers: fwd }, (resp) => {
               const c: Buffer[] = [];
               resp.on("data", (d) => c.push(d));
               resp.on("end", () => { try { resolve(JSON.parse(Buffer.concat(c).toString("utf8"))); } catch { resolve({ status: resp.statusCode }); } });
@@ -54,7 +61,7 @@ export async function startEcho(instances: EchoInstance[], gatewayPort: () => nu
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", (e) => reject(new Error(`echo ${inst.service}@${inst.env} cannot listen on 127.0.0.1:${inst.port}: ${e.message}`)));
-      server.listen(inst.port, "127.0.0.1", () => resolve());
+      server.listen(inst.port, onward?.mode === "direct" ? "0.0.0.0" : "127.0.0.1", () => resolve());
     });
     servers.push(server);
   }

@@ -1,0 +1,35 @@
+// The kind target cannot run here (no Docker), but what it deploys is checked like every shipped
+// manifest: Istio's schemas, Envoy's protos, placement rules, filter schemas and on_configure.
+import { describe, expect, test } from "vitest";
+import { checkDocument } from "../../manifests/lib/checks.js";
+import { istioResources, kubernetesResources, SERVICES } from "./resources.js";
+
+const digests = Object.fromEntries(["adaptive-ratelimit", "env-router", "header-normalizer", "podip-router"].map((f, i) => [f, String(i).repeat(64)]));
+const istio = istioResources(digests, "kind-registry:5000/suite") as any[];
+
+describe("kind target resources", () => {
+  test.each(istio.map((d, i) => [`${d.kind} ${d.metadata.name}`, d, i]))("%s passes the manifests checks", (_n, doc, i) => {
+    expect(checkDocument(doc, `istio[${i}]`)).toEqual([]);
+  });
+
+  test("WasmPlugins are pinned to the pushed digests", () => {
+    for (const d of istio.filter((x) => x.kind === "WasmPlugin")) {
+      expect(d.spec.url).toBe(`oci://kind-registry:5000/suite/${d.spec.pluginName}@sha256:${digests[d.spec.pluginName]}`);
+      expect(d.spec.sha256).toBe(digests[d.spec.pluginName]);
+    }
+  });
+
+  test("every service has a Service and a Deployment per env whose pods match the DestinationRule subsets", () => {
+    const k8s = kubernetesResources("// echo") as any[];
+    for (const [service, envs] of Object.entries(SERVICES)) {
+      expect(k8s.some((d) => d.kind === "Service" && d.metadata.name === service && d.spec.selector.app === service)).toBe(true);
+      const dr = istio.find((d) => d.kind === "DestinationRule" && d.metadata.name === service);
+      for (const env of envs) {
+        const dep = k8s.find((d) => d.kind === "Deployment" && d.metadata.name === `${service}-${env}`);
+        expect(dep.spec.template.metadata.labels).toMatchObject({ app: service, env, "env-router": "enabled" });
+        expect(dep.spec.selector.matchLabels).toEqual({ app: service, env });
+        expect(dr.spec.subsets.some((s: any) => s.labels.env === env)).toBe(true);
+      }
+    }
+  });
+});

@@ -1,0 +1,121 @@
+// Everything the kind target deploys, as plain objects: the echo services (node:20-alpine
+// running the bundled echo from a ConfigMap), an ingress Gateway, per service a DestinationRule
+// (subset per env label) and a VirtualService on x-env-route for both the mesh and the ingress,
+// the four filters as WasmPlugins pinned to the images `npm run package` pushed, and Envoy's
+// strict stateful_session on the ingress gateway for podip-router.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { wasmPlugin } from "../../manifests/src/wasm.js";
+import { subsetName } from "../../manifests/src/env-router.js";
+import { PROXY_VERSION_REGEX } from "../../manifests/src/wasm.js";
+import { statefulSessionFilter, SESSION_HEADER, PIN_HEADER } from "../../manifests/src/podip-router.js";
+import { preserveCaseEnvoyFilter } from "../../manifests/src/header-normalizer.js";
+
+export const NS = "e2e";
+export const SERVICES: Record<string, string[]> = { reviews: ["default", "feature-x"], ratings: ["default"], details: ["default", "feature-x"], web: ["default"] };
+export const WEB_REPLICAS = 3;
+export const POD_CIDR = "10.244.0.0/16";
+
+/** The manifest digest of a packaged filter image (dist/oci/<filter>/index.json). */
+export function imageDigest(root: string, filter: string): string {
+  const index = JSON.parse(readFileSync(join(root, "dist", "oci", filter, "index.json"), "utf8"));
+  return index.manifests[0].digest.replace("sha256:", "");
+}
+
+function deployment(service: string, env: string, replicas: number): Record<string, unknown> {
+  return {
+    apiVersion: "apps/v1", kind: "Deployment",
+    metadata: { name: `${service}-${env}`, namespace: NS },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: service, env } },
+      template: {
+        metadata: { labels: { app: service, env, "env-router": "enabled" } },
+        spec: {
+          containers: [{
+            name: "echo", image: "node:20-alpine", command: ["node", "/echo/echo.mjs"], ports: [{ containerPort: 8080 }],
+            env: [{ name: "ECHO_SERVICE", value: service }, { name: "ECHO_ENV", value: env }, { name: "ECHO_POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } }],
+            volumeMounts: [{ name: "echo", mountPath: "/echo" }],
+          }],
+          volumes: [{ name: "echo", configMap: { name: "echo" } }],
+        },
+      },
+    },
+  };
+}
+
+export function kubernetesResources(echoJs: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [
+    { apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: { "istio-injection": "enabled" } } },
+    { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "echo", namespace: NS }, data: { "echo.mjs": echoJs } },
+  ];
+  for (const [service, envs] of Object.entries(SERVICES)) {
+    out.push({ apiVersion: "v1", kind: "Service", metadata: { name: service, namespace: NS }, spec: { selector: { app: service }, ports: [{ name: "http", port: 8080 }] } });
+    for (const env of envs) out.push(deployment(service, env, service === "web" ? WEB_REPLICAS : 1));
+  }
+  return out;
+}
+
+export function istioResources(digests: Record<string, string>, registry: string): Record<string, unknown>[] {
+  const fqdn = (s: string) => `${s}.${NS}.svc.cluster.local`;
+  const out: Record<string, unknown>[] = [{
+    apiVersion: "networking.istio.io/v1", kind: "Gateway", metadata: { name: "e2e", namespace: NS },
+    spec: { selector: { istio: "ingressgateway" }, servers: [{ port: { number: 80, name: "http", protocol: "HTTP" }, hosts: Object.keys(SERVICES) }] },
+  }];
+  for (const [service, envs] of Object.entries(SERVICES)) {
+    out.push({
+      apiVersion: "networking.istio.io/v1", kind: "DestinationRule", metadata: { name: service, namespace: NS },
+      spec: { host: fqdn(service), subsets: envs.map((env) => ({ name: subsetName(env), labels: { env } })) },
+    });
+    out.push({
+      apiVersion: "networking.istio.io/v1", kind: "VirtualService", metadata: { name: service, namespace: NS },
+      spec: {
+        hosts: [service, fqdn(service)],
+        gateways: ["mesh", "e2e"],
+        http: [
+          ...envs.filter((e) => e !== "default").map((env) => ({ match: [{ headers: { "x-env-route": { exact: env } } }], route: [{ destination: { host: fqdn(service), subset: subsetName(env) } }] })),
+          { route: [{ destination: { host: fqdn(service), subset: "default" } }] },
+        ],
+      },
+    });
+  }
+  const services = Object.fromEntries(Object.entries(SERVICES).map(([s, e]) => [s, e]));
+  const stamp = { stamp_build: true };
+  const plugin = (name: string, filter: string, selector: Record<string, string>, placement: "gateway" | "sidecar-inbound" | "sidecar-outbound", namespace: string,
+    phase: "AUTHN" | "AUTHZ" | "STATS", priority: number, failStrategy: "FAIL_OPEN" | "FAIL_CLOSE", configuration: object) =>
+    wasmPlugin({ name, namespace, filter, selector, placement, url: `oci://${registry}/${filter}@sha256:${digests[filter]}`, sha256: digests[filter], phase, priority, failStrategy, configuration });
+  const gw = { istio: "ingressgateway" };
+  out.push(
+    plugin("podip-router", "podip-router", gw, "gateway", "istio-system", "AUTHN", 1000, "FAIL_CLOSE",
+      { allowed_cidrs: [POD_CIDR], allowed_ports: [8080], default_port: 8080, authorization: { source_cidrs: ["0.0.0.0/0"] }, session_header: SESSION_HEADER, pin_header: PIN_HEADER, rewrite_authority: "web", ...stamp }),
+    plugin("adaptive-ratelimit", "adaptive-ratelimit", gw, "gateway", "istio-system", "AUTHZ", 900, "FAIL_OPEN",
+      { rules: [{ name: "api", match: { path_prefix: "/api" }, controller: { signal: "latency", percentile: 99, setpoint_ms: 200, min_rate: 5, max_rate: 2000, initial_rate: 50 }, burst_ms: 200 }], ...stamp }),
+    plugin("header-normalizer", "header-normalizer", gw, "gateway", "istio-system", "STATS", 300, "FAIL_OPEN", stamp),
+    plugin("env-router-gateway", "env-router", gw, "gateway", "istio-system", "STATS", 100, "FAIL_OPEN", { mode: "gateway", services, trust: { source_cidrs: ["0.0.0.0/0"] }, explain: true, ...stamp }),
+    plugin("env-router-outbound", "env-router", { "env-router": "enabled" }, "sidecar-outbound", NS, "STATS", 100, "FAIL_OPEN", { mode: "outbound", services }),
+    plugin("env-router-inbound", "env-router", { "env-router": "enabled" }, "sidecar-inbound", NS, "STATS", 100, "FAIL_OPEN", { mode: "inbound" }),
+    {
+      apiVersion: "networking.istio.io/v1alpha3", kind: "EnvoyFilter", metadata: { name: "podip-session", namespace: "istio-system" },
+      spec: {
+        workloadSelector: { labels: gw },
+        configPatches: [{
+          applyTo: "HTTP_FILTER",
+          match: { context: "GATEWAY", proxy: { proxyVersion: PROXY_VERSION_REGEX }, listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager", subFilter: { name: "envoy.filters.http.router" } } } } },
+          patch: { operation: "INSERT_BEFORE", value: statefulSessionFilter(SESSION_HEADER) },
+        }],
+      },
+    },
+  );
+  // Header-name case kept on the HTTP/1 hops: the ingress gateway and the web pods' sidecars.
+  const onWeb: any = preserveCaseEnvoyFilter();
+  onWeb.metadata = { name: "preserve-case-web", namespace: NS };
+  onWeb.spec.workloadSelector = { labels: { app: "web" } };
+  const onGateway: any = preserveCaseEnvoyFilter();
+  onGateway.metadata = { name: "preserve-case-gateway", namespace: "istio-system" };
+  onGateway.spec.workloadSelector = { labels: gw };
+  onGateway.spec.configPatches = onGateway.spec.configPatches
+    .filter((p: any) => p.match.context === "SIDECAR_INBOUND")
+    .map((p: any) => ({ ...p, match: { ...p.match, context: "GATEWAY" } }));
+  out.push(onWeb, onGateway);
+  return out;
+}
