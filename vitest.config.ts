@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["runtime/host/test/**/*.test.ts", "filters/*/test/**/*.test.ts", "manifests/test/**/*.test.ts", "test/**/*.test.ts", "e2e/**/*.test.ts"],
+    include: ["runtime/host/test/**/*.test.ts", "filters/*/test/**/*.test.ts", "manifests/test/**/*.test.ts", "test/**/*.test.ts", "e2e/**/*.test.ts", "fuzz/**/*.test.ts"],
     testTimeout: 20000,
     pool: "forks",
   },
