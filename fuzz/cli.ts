@@ -1,6 +1,6 @@
-// npm run fuzz -- --runs N [--filter name] [--seed S]: N fuzzed requests per filter on a
-// long-lived sidecar (3 workers, renewed every 10,000 requests with the next schema example),
-// plus N/10 configurations. A failure prints fast-check's shrunk counterexample and its seed:
+// npm run fuzz -- --runs N [--configs M] [--filter name] [--seed S]: N fuzzed requests per
+// filter on a long-lived sidecar (3 workers, renewed every 10,000 requests with the next schema
+// example), plus M configurations (default N/10). A failure prints fast-check's shrunk counterexample and its seed:
 // paste it into fuzz/regressions.test.ts.
 import fc from "fast-check";
 import { request } from "./arbitraries.js";
@@ -9,6 +9,7 @@ import { FILTERS, FilterName, Sidecar, WORKERS, configProperty } from "./propert
 const args = process.argv.slice(2);
 const runs = Number(args.includes("--runs") ? args[args.indexOf("--runs") + 1] : 10000);
 const only = args.includes("--filter") ? args[args.indexOf("--filter") + 1] : undefined;
+const configs = args.includes("--configs") ? Number(args[args.indexOf("--configs") + 1]) : Math.max(1, Math.floor(runs / 10));
 const seed = args.includes("--seed") ? Number(args[args.indexOf("--seed") + 1]) : Date.now() % 2 ** 31;
 
 async function fuzzFilter(filter: FilterName): Promise<void> {
@@ -26,8 +27,10 @@ async function fuzzFilter(filter: FilterName): Promise<void> {
     if (problem) throw new Error(problem);
   }), { numRuns: runs, seed, endOnFailure: false });
   maxPages = Math.max(maxPages, ...sidecar.envoy.memoryPages(sidecar.plugin));
-  fc.assert(configProperty(filter), { numRuns: Math.max(1, Math.floor(runs / 10)), seed });
-  console.log(`${filter.padEnd(20)} ${runs} requests and ${Math.max(1, Math.floor(runs / 10))} configurations: no trap, every request decided, max ${maxPages} pages (${((Date.now() - started) / 1000).toFixed(0)} s, seed ${seed})`);
+  const configStarted = Date.now();
+  fc.assert(configProperty(filter), { numRuns: configs, seed });
+  const seconds = (from: number, to: number) => ((to - from) / 1000).toFixed(0);
+  console.log(`${filter.padEnd(20)} ${runs} requests (${seconds(started, configStarted)} s) and ${configs} configurations (${seconds(configStarted, Date.now())} s): no trap, every request decided, every rejected configuration logged once, max ${maxPages} pages, seed ${seed}`);
 }
 
 for (const filter of FILTERS) {

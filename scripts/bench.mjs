@@ -7,7 +7,7 @@ import { join } from "node:path";
 const root = join(fileURLToPath(import.meta.url), "..", "..");
 const entryAt = process.argv.indexOf("--entry");
 const entry = entryAt > 0 ? process.argv.splice(entryAt, 2)[1] : "bench/run.ts";
-const outfile = join(root, "dist", entry.replace(/^bench\//, "bench-").replace(/\.ts$/, ".mjs"));
+const outfile = join(root, "dist", entry.replace(/\//g, "-").replace(/\.ts$/, ".mjs"));
 await build({
   entryPoints: [join(root, entry)],
   bundle: true,
