@@ -39,7 +39,8 @@ export function parseAvailability(r: ConfigReader, obj: JsonObject, path: string
   for (let i = 0; i < obj.keys.length; i++) {
     const host = unchecked(obj.keys[i]);
     const p = fieldPath(path, host);
-    if (host.length == 0 || host.length > 253) { r.fail(p, "not a service name"); return out; }
+    // Lowercase DNS name: a key any other way could never match an authority (silently unused).
+    if (!validEnvName(host, 253)) { r.fail(p, "not a service name (a lowercase host or DNS label, as in the authority)"); return out; }
     const v = obj.values.get(host);
     if (v.kind != JsonKind.Array) { r.fail(p, "must be an array of env names, got " + v.typeName()); return out; }
     const list = r.strings(obj, path, host, MAX_ENVS_PER_SERVICE, new Array<string>());
