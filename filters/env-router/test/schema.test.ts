@@ -1,47 +1,15 @@
-// config.schema.json and the filter must agree: what the schema accepts loads, what it
-// refuses is refused at configure time.
-import { readFileSync } from "node:fs";
-import { Ajv2020 } from "ajv/dist/2020.js";
-import { describe, expect, test } from "vitest";
-import { Envoy, PluginLoadError } from "../../../runtime/host/src/index.js";
-import { wasmPath } from "../../../runtime/host/test/helpers.js";
+// config.schema.json and the filter must agree, and the README's configuration table must
+// list the schema's fields (test/filter-contract.ts).
+import { configurationContract } from "../../../test/filter-contract.js";
 
-const schema = JSON.parse(readFileSync(new URL("../config.schema.json", import.meta.url), "utf8"));
-const validate = new Ajv2020({ strict: true, allErrors: true }).compile(schema);
-const wasm = readFileSync(wasmPath("env-router"));
-
-function loads(config: unknown): boolean {
-  // The stamp example reads node metadata DC, as a sidecar in a data centre would have.
-  const envoy = new Envoy({ workers: 1, node: { metadata: { DC: "hz-a" } } });
-  try {
-    envoy.addPlugin({ name: "n", rootId: "env-router", wasm, configuration: JSON.stringify(config) });
-    return true;
-  } catch (err) {
-    if (err instanceof PluginLoadError) return false;
-    throw err;
-  }
-}
-
-describe("config.schema.json", () => {
-  const examples: Array<[string, unknown]> = schema.examples.map((e: unknown) => [JSON.stringify(e), e]);
-  test.each(examples)("example %s is valid and loads", (_t, example) => {
-    expect(validate(example), JSON.stringify(validate.errors)).toBe(true);
-    expect(loads(example)).toBe(true);
-  });
-
-  const invalid: unknown[] = [
-    { mode: "sideways" },
-    { unknown_field: 1 },
-    { services: { a: ["Feature_X"] } },
-    { tag: { sources: ["jwt"] } },
-    { controller: { refresh_ms: 5000 } },
-    { correlation: { slots: 2 } },
-    { default_env: "Default" },
-    { explain: "yes" },
-  ];
-  const invalidCases: Array<[string, unknown]> = invalid.map((c) => [JSON.stringify(c), c]);
-  test.each(invalidCases)("%s is refused by the schema and by the filter", (_t, config) => {
-    expect(validate(config)).toBe(false);
-    expect(loads(config)).toBe(false);
-  });
-});
+configurationContract("env-router", [
+  { mode: "sideways" },
+  { unknown_field: 1 },
+  { services: { a: ["Feature_X"] } },
+  { tag: { sources: ["jwt"] } },
+  { controller: { refresh_ms: 5000 } },
+  { correlation: { slots: 2 } },
+  { default_env: "Default" },
+  { explain: "yes" },
+  { services: { Reviews: ["default"] } },
+]);
