@@ -1,7 +1,7 @@
 // adaptive-ratelimit's resources: the filter on the protected workload's inbound sidecar (one
 // controller per pod, for that pod's capacity), as an EnvoyFilter or a WasmPlugin, and a
 // standalone Envoy bootstrap in front of one upstream.
-import { envoyFilter, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { envoyFilter, wasmHttpFilter, wasmPlugin, hcmListener } from "./wasm.js";
 
 export const EXAMPLE_CONFIGURATION = {
   rules: [
@@ -32,24 +32,14 @@ export function wasmPlugins(): Record<string, unknown>[] {
 export function standaloneBootstrap(listenPort: number, upstreamPort: number): Record<string, unknown> {
   return {
     static_resources: {
-      listeners: [{
-        name: "adaptive-ratelimit",
-        address: { socket_address: { address: "127.0.0.1", port_value: listenPort } },
-        filter_chains: [{
-          filters: [{
-            name: "envoy.filters.network.http_connection_manager",
-            typed_config: {
-              "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-              stat_prefix: "adaptive_ratelimit",
-              route_config: { name: "local", virtual_hosts: [{ name: "app", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "app" } }] }] },
-              http_filters: [
-                wasmHttpFilter({ filter: "adaptive-ratelimit", filename: "dist/adaptive-ratelimit.wasm", failOpen: true, configuration: EXAMPLE_CONFIGURATION }),
-                { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
-              ],
-            },
-          }],
-        }],
-      }],
+      listeners: [hcmListener("adaptive-ratelimit", listenPort, {
+        stat_prefix: "adaptive_ratelimit",
+        route_config: { name: "local", virtual_hosts: [{ name: "app", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "app" } }] }] },
+        http_filters: [
+          wasmHttpFilter({ filter: "adaptive-ratelimit", filename: "dist/adaptive-ratelimit.wasm", failOpen: true, configuration: EXAMPLE_CONFIGURATION }),
+          { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+        ],
+      })],
       clusters: [{
         name: "app", type: "STATIC", connect_timeout: "1s",
         load_assignment: { cluster_name: "app", endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: upstreamPort } } } }] }] },

@@ -3,7 +3,7 @@
 // filter's placements (sidecar inbound and outbound, gateway); and a standalone Envoy
 // bootstrap whose route table does the same routing with one cluster per service and env.
 import { createHash } from "node:crypto";
-import { envoyFilter, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { envoyFilter, wasmHttpFilter, wasmPlugin, hcmListener } from "./wasm.js";
 
 export interface EnvRouterSpec {
   namespace: string;
@@ -102,38 +102,28 @@ export function standaloneBootstrap(spec: EnvRouterSpec, listenPort: number, por
   const cluster = (service: string, env: string) => `${service}.${env}`;
   return {
     static_resources: {
-      listeners: [{
-        name: "env-router",
-        address: { socket_address: { address: "127.0.0.1", port_value: listenPort } },
-        filter_chains: [{
-          filters: [{
-            name: "envoy.filters.network.http_connection_manager",
-            typed_config: {
-              "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-              stat_prefix: "env_router",
-              route_config: {
-                name: "env-routes",
-                virtual_hosts: services.map((service) => ({
-                  name: service,
-                  domains: [service, `${service}:*`, fqdn(spec, service), `${fqdn(spec, service)}:*`],
-                  routes: [
-                    ...spec.services[service].filter((e) => e !== spec.defaultEnv).map((env) => ({
-                      match: { prefix: "/", headers: [{ name: spec.routeHeader, string_match: { exact: env } }] },
-                      route: { cluster: cluster(service, env) },
-                    })),
-                    { match: { prefix: "/" }, route: { cluster: cluster(service, spec.defaultEnv) } },
-                  ],
-                })),
-              },
-              http_filters: [
-                wasmHttpFilter({ filter: "env-router", filename: "dist/env-router.wasm", failOpen: true,
-                  configuration: { mode: "outbound", services: spec.services, default_env: spec.defaultEnv, route_header: spec.routeHeader, explain: true } }),
-                { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
-              ],
-            },
-          }],
-        }],
-      }],
+      listeners: [hcmListener("env-router", listenPort, {
+        stat_prefix: "env_router",
+        route_config: {
+          name: "env-routes",
+          virtual_hosts: services.map((service) => ({
+            name: service,
+            domains: [service, `${service}:*`, fqdn(spec, service), `${fqdn(spec, service)}:*`],
+            routes: [
+              ...spec.services[service].filter((e) => e !== spec.defaultEnv).map((env) => ({
+                match: { prefix: "/", headers: [{ name: spec.routeHeader, string_match: { exact: env } }] },
+                route: { cluster: cluster(service, env) },
+              })),
+              { match: { prefix: "/" }, route: { cluster: cluster(service, spec.defaultEnv) } },
+            ],
+          })),
+        },
+        http_filters: [
+          wasmHttpFilter({ filter: "env-router", filename: "dist/env-router.wasm", failOpen: true,
+            configuration: { mode: "outbound", services: spec.services, default_env: spec.defaultEnv, route_header: spec.routeHeader, explain: true } }),
+          { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+        ],
+      })],
       clusters: services.flatMap((service) => spec.services[service].map((env) => ({
         name: cluster(service, env),
         type: "STATIC",

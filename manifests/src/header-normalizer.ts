@@ -1,7 +1,7 @@
 // header-normalizer's resources: the filter on a workload's inbound sidecar and on the gateway
 // (EnvoyFilter or WasmPlugin), and the preserve_case formatter that restores header-name case on
 // HTTP/1 hops (on the connection managers and on the clusters; Envoy's own headers Proper-Case).
-import { CONTEXT, PROXY_VERSION_REGEX, envoyFilter, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { CONTEXT, HCM_TYPE, PROXY_VERSION_REGEX, envoyFilter, hcmListener, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export const PRESERVE_CASE = {
   name: "preserve_case",
@@ -11,8 +11,6 @@ export const PRESERVE_CASE = {
     formatter_type_on_envoy_headers: "PROPER_CASE",
   },
 };
-
-const HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
 export function clusterProtocolOptions(): Record<string, unknown> {
   return {
@@ -70,25 +68,15 @@ export function preserveCaseEnvoyFilter(): Record<string, unknown> {
 export function standaloneBootstrap(listenPort: number, appPort: number): Record<string, unknown> {
   return {
     static_resources: {
-      listeners: [{
-        name: "header-normalizer",
-        address: { socket_address: { address: "127.0.0.1", port_value: listenPort } },
-        filter_chains: [{
-          filters: [{
-            name: "envoy.filters.network.http_connection_manager",
-            typed_config: {
-              "@type": HCM_TYPE,
-              stat_prefix: "header_normalizer",
-              http_protocol_options: { header_key_format: { stateful_formatter: PRESERVE_CASE } },
-              route_config: { name: "local", virtual_hosts: [{ name: "app", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "app" } }] }] },
-              http_filters: [
-                wasmHttpFilter({ filter: "header-normalizer", filename: "dist/header-normalizer.wasm", failOpen: true, configuration: CONFIG }),
-                { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
-              ],
-            },
-          }],
-        }],
-      }],
+      listeners: [hcmListener("header-normalizer", listenPort, {
+        stat_prefix: "header_normalizer",
+        http_protocol_options: { header_key_format: { stateful_formatter: PRESERVE_CASE } },
+        route_config: { name: "local", virtual_hosts: [{ name: "app", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "app" } }] }] },
+        http_filters: [
+          wasmHttpFilter({ filter: "header-normalizer", filename: "dist/header-normalizer.wasm", failOpen: true, configuration: CONFIG }),
+          { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+        ],
+      })],
       clusters: [{
         name: "app", type: "STATIC", connect_timeout: "1s",
         load_assignment: { cluster_name: "app", endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: appPort } } } }] }] },

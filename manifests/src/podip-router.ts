@@ -3,7 +3,7 @@
 // only routes to real endpoints of the route's own EDS cluster, over its usual mTLS.
 // Original-dst mode (opt-in): a dedicated ORIGINAL_DST cluster with the mesh's mTLS and a route
 // selecting it when the filter marked the request.
-import { CONTEXT, PROXY_VERSION_REGEX, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { CONTEXT, PROXY_VERSION_REGEX, wasmHttpFilter, wasmPlugin, hcmListener } from "./wasm.js";
 
 export interface PodIpSpec {
   namespace: string;
@@ -137,32 +137,22 @@ export function originalDstEnvoyFilter(spec: PodIpSpec): Record<string, unknown>
 export function standaloneBootstrap(spec: PodIpSpec, listenPort: number, endpoints: number[]): Record<string, unknown> {
   return {
     static_resources: {
-      listeners: [{
-        name: "podip-router",
-        address: { socket_address: { address: "127.0.0.1", port_value: listenPort } },
-        filter_chains: [{
-          filters: [{
-            name: "envoy.filters.network.http_connection_manager",
-            typed_config: {
-              "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-              stat_prefix: "podip_router",
-              route_config: {
-                name: "pods",
-                virtual_hosts: [{
-                  name: "web",
-                  domains: ["*"],
-                  routes: [pinRoute(), { match: { prefix: "/" }, route: { cluster: "web" } }],
-                }],
-              },
-              http_filters: [
-                podipFilter(spec, "dist/podip-router.wasm"),
-                statefulSessionFilter(SESSION_HEADER),
-                { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
-              ],
-            },
+      listeners: [hcmListener("podip-router", listenPort, {
+        stat_prefix: "podip_router",
+        route_config: {
+          name: "pods",
+          virtual_hosts: [{
+            name: "web",
+            domains: ["*"],
+            routes: [pinRoute(), { match: { prefix: "/" }, route: { cluster: "web" } }],
           }],
-        }],
-      }],
+        },
+        http_filters: [
+          podipFilter(spec, "dist/podip-router.wasm"),
+          statefulSessionFilter(SESSION_HEADER),
+          { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+        ],
+      })],
       clusters: [
         {
           name: "web",

@@ -3,7 +3,7 @@
 // podip-router (sanitises and pins first), adaptive-ratelimit (sheds before work),
 // header-normalizer, env-router (decides the route last), then Envoy's strict stateful_session
 // and the router.
-import { wasmHttpFilter } from "./wasm.js";
+import { wasmHttpFilter, hcmListener } from "./wasm.js";
 import { statefulSessionFilter, originalDstCluster, pinRoute, SESSION_HEADER, PIN_HEADER } from "./podip-router.js";
 
 export const SERVICES: Record<string, Record<string, number>> = {
@@ -51,31 +51,21 @@ export function suiteBootstrap(): Record<string, unknown> {
   }));
   return {
     static_resources: {
-      listeners: [{
-        name: "suite",
-        address: { socket_address: { address: "127.0.0.1", port_value: LISTEN_PORT } },
-        filter_chains: [{
-          filters: [{
-            name: "envoy.filters.network.http_connection_manager",
-            typed_config: {
-              "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-              stat_prefix: "suite",
-              route_config: {
-                name: "suite",
-                virtual_hosts: [...envHosts, { name: "web", domains: ["*"], routes: [pinRoute(), { match: { prefix: "/" }, route: { cluster: "web" } }] }],
-              },
-              http_filters: [
-                wasmHttpFilter({ filter: "podip-router", filename: "dist/podip-router.wasm", failOpen: false, configuration: CONFIGS["podip-router"] }),
-                wasmHttpFilter({ filter: "adaptive-ratelimit", filename: "dist/adaptive-ratelimit.wasm", failOpen: true, configuration: CONFIGS["adaptive-ratelimit"] }),
-                wasmHttpFilter({ filter: "header-normalizer", filename: "dist/header-normalizer.wasm", failOpen: true, configuration: CONFIGS["header-normalizer"] }),
-                wasmHttpFilter({ filter: "env-router", filename: "dist/env-router.wasm", failOpen: true, configuration: CONFIGS["env-router"] }),
-                statefulSessionFilter(SESSION_HEADER),
-                { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
-              ],
-            },
-          }],
-        }],
-      }],
+      listeners: [hcmListener("suite", LISTEN_PORT, {
+        stat_prefix: "suite",
+        route_config: {
+          name: "suite",
+          virtual_hosts: [...envHosts, { name: "web", domains: ["*"], routes: [pinRoute(), { match: { prefix: "/" }, route: { cluster: "web" } }] }],
+        },
+        http_filters: [
+          wasmHttpFilter({ filter: "podip-router", filename: "dist/podip-router.wasm", failOpen: false, configuration: CONFIGS["podip-router"] }),
+          wasmHttpFilter({ filter: "adaptive-ratelimit", filename: "dist/adaptive-ratelimit.wasm", failOpen: true, configuration: CONFIGS["adaptive-ratelimit"] }),
+          wasmHttpFilter({ filter: "header-normalizer", filename: "dist/header-normalizer.wasm", failOpen: true, configuration: CONFIGS["header-normalizer"] }),
+          wasmHttpFilter({ filter: "env-router", filename: "dist/env-router.wasm", failOpen: true, configuration: CONFIGS["env-router"] }),
+          statefulSessionFilter(SESSION_HEADER),
+          { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+        ],
+      })],
       clusters: [
         cluster("web", WEB_REPLICAS),
         ...Object.entries(SERVICES).flatMap(([service, envs]) => Object.entries(envs).map(([env, port]) => cluster(`${service}.${env}`, [port]))),

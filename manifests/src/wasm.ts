@@ -23,6 +23,17 @@ export interface WasmFilterSpec {
   failOpen: boolean;
 }
 
+export const HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+
+/** A plain-HTTP listener on 127.0.0.1 whose one network filter is the HTTP connection manager `hcm` (its fields after "@type"). */
+export function hcmListener(name: string, port: number, hcm: Record<string, unknown>): Record<string, unknown> {
+  return {
+    name,
+    address: { socket_address: { address: "127.0.0.1", port_value: port } },
+    filter_chains: [{ filters: [{ name: "envoy.filters.network.http_connection_manager", typed_config: { "@type": HCM_TYPE, ...hcm } }] }],
+  };
+}
+
 /** envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter running the module. */
 export function wasmHttpFilter(spec: WasmFilterSpec, nameSuffix = ""): Record<string, unknown> {
   return {
