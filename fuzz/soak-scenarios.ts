@@ -26,10 +26,12 @@ export interface Scenario {
   configuration: unknown;
   /** Request number i (0-based); varies whatever the filter might key state on. */
   request(i: number): RequestSpec;
-  /** The upstream's response to request i. */
-  response(i: number): { status: number; headers?: Header[]; body?: string };
+  /** The upstream's response to request i, after `latencyMs` of virtual time (streams overlap meanwhile). */
+  response(i: number): { status: number; headers?: Header[]; body?: string; latencyMs?: number };
   /** Virtual milliseconds between requests (timers, tickers, expiries all run). */
   stepMs: number;
+  /** Statuses the run must produce: proof the scenario reaches the paths it claims to. */
+  exercises?: number[];
 }
 
 const hex32 = (i: number) => i.toString(16).padStart(32, "0");
@@ -54,14 +56,18 @@ function headerBytes(headers: Header[]): number {
   return headers.reduce((sum, [k, v]) => sum + k.length + v.length, 0);
 }
 
-/** 64 rules (the schema's maximum), half on latency and half on error ratio, spread over methods and prefixes. */
+/**
+ * 64 rules (the schema's maximum), half on latency and half on error ratio, spread over methods
+ * and prefixes. Each rule sees ~16 requests/s, so min_samples is lowered for the controllers to
+ * step every interval; the error waves push the error-ratio rules into shedding (429s).
+ */
 function sixtyFourRules(): unknown {
   const rules = Array.from({ length: 64 }, (_, n) => ({
     name: `rule-${n}`,
     match: n % 3 === 0 ? { path_prefix: `/svc${n}/`, method: "POST" } : { path_prefix: `/svc${n}/` },
     controller: n % 2 === 0
-      ? { signal: "latency", percentile: 99, setpoint_ms: 50, interval_ms: 500, min_rate: 5, max_rate: 5000, initial_rate: 200 }
-      : { signal: "error_ratio", setpoint_ratio: 0.05, interval_ms: 1000, min_rate: 5, max_rate: 5000, initial_rate: 200 },
+      ? { signal: "latency", percentile: 99, setpoint_ms: 50, interval_ms: 500, min_samples: 5, min_rate: 5, max_rate: 5000, initial_rate: 200 }
+      : { signal: "error_ratio", setpoint_ratio: 0.05, interval_ms: 1000, min_samples: 5, min_rate: 5, max_rate: 5000, initial_rate: 200 },
   }));
   return { rules, classes: [{ name: "critical" }, { name: "batch", reserve: 0.3 }], default_class: "batch" };
 }
@@ -89,6 +95,7 @@ export const SCENARIOS: Scenario[] = [
       body: `{"order":${i}}`,
     }),
     stepMs: 1,
+    exercises: [200, 503],
   },
   {
     name: "env-router inbound, every trace id distinct",
@@ -100,6 +107,7 @@ export const SCENARIOS: Scenario[] = [
     }),
     response: () => ({ status: 200, headers: [["content-type", "application/json"]], body: "{}" }),
     stepMs: 1,
+    exercises: [200],
   },
   {
     name: "env-router outbound, every trace id distinct, 500 envs",
@@ -115,18 +123,20 @@ export const SCENARIOS: Scenario[] = [
     }),
     response: () => ({ status: 200, body: "{}" }),
     stepMs: 1,
+    exercises: [200],
   },
   {
-    name: "adaptive-ratelimit, 64 rules, every rule hit, latency and errors moving",
+    name: "adaptive-ratelimit, 64 rules, every rule hit, latency and error waves, overlapping streams",
     filter: "adaptive-ratelimit",
     configuration: sixtyFourRules(),
     request: (i) => ({
       method: i % 3 === 0 ? "POST" : "GET", path: `/svc${i % 64}/items/${i}`, authority: "shop.example.com",
       headers: [["x-priority", i % 4 === 0 ? "critical" : "batch"], ["content-type", "application/json"]],
     }),
-    // Errors and (virtual) latency vary in long waves, so controllers step up and down.
-    response: (i) => ({ status: (i >> 12) % 3 === 0 && i % 7 === 0 ? 503 : 200, body: "{}" }),
+    // Errors and latency come in waves (~4 s and ~8 s of virtual time), so controllers shed and recover.
+    response: (i) => ({ status: (i >> 12) % 3 === 0 && i % 7 === 0 ? 503 : 200, body: "{}", latencyMs: (i >> 13) % 2 === 0 ? 5 + (i % 20) : 40 + (i % 60) }),
     stepMs: 1,
+    exercises: [200, 429, 503],
   },
   {
     name: "podip-router, pins to distinct pods (IPv4, IPv6, host labels, 4,096 pod names), denials and unauthenticated requests",
@@ -149,6 +159,7 @@ export const SCENARIOS: Scenario[] = [
     },
     response: () => ({ status: 200, body: "ok" }),
     stepMs: 1,
+    exercises: [200, 403],
   },
 ];
 
@@ -179,17 +190,30 @@ export async function soak(s: Scenario, requests: number, sampleEvery = 10_000, 
   const samples: number[] = [];
   const statuses: Record<number, number> = {};
   let trapped = false;
+  // Request i starts at i x stepMs; the clock then moves on, so slow responses overlap later
+  // requests (streams interleave on each worker, as in a proxy under load).
+  const inflight = new Set<Promise<void>>();
+  const record = (res: StreamResult) => { statuses[res.status] = (statuses[res.status] ?? 0) + 1; };
   for (let i = 0; i < requests; i++) {
     const spec = s.request(i);
     if (i === 0 && s.filter === "header-normalizer") {
       const bytes = headerBytes(spec.headers as Header[]) + (spec.path ?? "").length + (spec.authority ?? "").length;
       if (bytes > ENVOY_MAX_HEADERS_BYTES || (spec.headers as Header[]).length > ENVOY_MAX_HEADERS_COUNT) throw new Error(`scenario exceeds Envoy's header limits (${bytes} bytes)`);
     }
-    const res: StreamResult = await envoy.request({ ...spec, worker: i % WORKERS, upstream: () => s.response(i) });
-    statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-    if (s.stepMs > 0) await envoy.advance(s.stepMs);
+    const upstream = async () => {
+      const { latencyMs, ...response } = s.response(i);
+      if (latencyMs) await envoy.sleep(latencyMs);
+      return response;
+    };
+    const p: Promise<void> = envoy.request({ ...spec, worker: i % WORKERS, upstream }).then(record).finally(() => inflight.delete(p));
+    inflight.add(p);
+    await envoy.advance(s.stepMs);
     if (plugin.workerVms.some((vm) => !vm || vm.failed)) { trapped = true; break; }
     if ((i + 1) % sampleEvery === 0) samples.push(Math.max(...envoy.memoryPages(plugin)));
+  }
+  if (!trapped) {
+    await envoy.advance(60_000);
+    await Promise.race([Promise.all(inflight), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
   }
   const warmupSamples = Math.max(1, Math.floor(samples.length * warmupShare));
   const growthAfterWarmup = samples.length > warmupSamples ? samples[samples.length - 1] - samples[warmupSamples - 1] : 0;

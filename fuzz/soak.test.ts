@@ -20,6 +20,7 @@ describe("memory soak (short budget)", () => {
       // other than the upstream's own 503s, which the scenarios inject).
       const decided = Object.entries(r.statuses).reduce((n, [status, count]) => n + (Number(status) >= 200 && Number(status) < 600 ? count : 0), 0);
       expect(decided).toBe(requests);
+      for (const status of s.exercises ?? []) expect(r.statuses[status] ?? 0, `status ${status} never seen`).toBeGreaterThan(0);
     }, 120_000);
   }
 
