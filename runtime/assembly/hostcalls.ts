@@ -226,6 +226,26 @@ export function casUpdate(key: string, update: SharedUpdate, attempts: i32 = 8):
   return Status.CasMismatch;
 }
 
+class Increment extends SharedUpdate {
+  value: u64 = 0;
+  apply(current: ArrayBuffer | null): ArrayBuffer | null {
+    this.value = (current === null || current.byteLength != 8 ? 0 : load<u64>(changetype<usize>(current))) + 1;
+    const out = new ArrayBuffer(8);
+    store<u64>(changetype<usize>(out), this.value);
+    return out;
+  }
+}
+
+/**
+ * Increments the 8-byte counter at `key` (absent counts as 0) with casUpdate and returns the
+ * value this caller wrote: a number unique to each VM that asks, e.g. to name workers.
+ */
+export function nextSharedId(key: string): u64 {
+  const inc = new Increment();
+  casUpdate(key, inc);
+  return inc.value;
+}
+
 // ---------------------------------------------------------------- queues
 
 export function registerQueue(name: string): i64 {

@@ -5,7 +5,7 @@
 import { Context, FilterHeadersStatusValues } from "@solo-io/proxy-runtime/assembly";
 import {
   FilterRoot, FilterStream, Header, MapType, Metric, PairsView, Status, SharedUpdate,
-  getHeadersRaw, getHeader, setHeader, getShared, setShared, casUpdate, sendLocalResponse, setTickPeriod,
+  getHeadersRaw, getHeader, setHeader, getShared, setShared, casUpdate, nextSharedId, sendLocalResponse, setTickPeriod,
   nowNanos, counter, gauge, logInfo, logWarn,
 } from "../../../runtime/assembly/index";
 import { Histogram, bucketOf } from "./histogram";
@@ -20,16 +20,6 @@ const GAUGE_OFFSET: f64 = 1000000;
 
 function nowMs(): f64 {
   return <f64>nowNanos() / 1e6;
-}
-
-class NextId extends SharedUpdate {
-  id: u64 = 0;
-  apply(current: ArrayBuffer | null): ArrayBuffer | null {
-    this.id = (current === null || current.byteLength != 8 ? 0 : load<u64>(changetype<usize>(current))) + 1;
-    const out = new ArrayBuffer(8);
-    store<u64>(changetype<usize>(out), this.id);
-    return out;
-  }
 }
 
 /** Adds or refreshes this worker in the registry: "id@lastSeenMs,..." (stale ones dropped). */
@@ -115,9 +105,7 @@ export class RateLimitRoot extends FilterRoot {
     this.headerBytes = new Array<ArrayBuffer>();
     for (let i = 0; i < next.rules.length; i++) this.headerBytes.push(String.UTF8.encode(next.rules[i].headerName));
     if (this.workerId == 0) {
-      const id = new NextId();
-      casUpdate("arl:seq", id);
-      this.workerId = id.id;
+      this.workerId = nextSharedId("arl:seq");
     }
     // A new rule starts cold; a rule that stays keeps its controller (bumpless, see step()).
     const now = nowMs();

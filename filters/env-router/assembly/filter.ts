@@ -3,7 +3,7 @@
 import { Context, FilterHeadersStatusValues } from "@solo-io/proxy-runtime/assembly";
 import {
   FilterRoot, FilterStream, Header, MapType, LogLevel, Metric, PairsView, ConfigReader,
-  getHeadersRaw, setHeader, removeHeader, getPropertyString, getShared, setShared, casUpdate, SharedUpdate,
+  getHeadersRaw, setHeader, removeHeader, getPropertyString, getShared, setShared, nextSharedId,
   setTickPeriod, nowMillis, httpCallStatus, httpCallBody, counter, logEnabled, logDebug, logInfo, logWarn,
   getEnv, parseIpLenient, Status,
 } from "../../../runtime/assembly/index";
@@ -28,16 +28,6 @@ class Metrics {
   refreshOk: Metric = counter("env_router.controller_refresh_ok");
   refreshFailed: Metric = counter("env_router.controller_refresh_failed");
   oversizedBaggage: Metric = counter("env_router.oversized_baggage");
-}
-
-class NextId extends SharedUpdate {
-  id: u64 = 0;
-  apply(current: ArrayBuffer | null): ArrayBuffer | null {
-    this.id = (current === null || current.byteLength != 8 ? 0 : load<u64>(changetype<usize>(current))) + 1;
-    const out = new ArrayBuffer(8);
-    store<u64>(changetype<usize>(out), this.id);
-    return out;
-  }
 }
 
 /** Names of request headers the filter reads, as bytes for PairsView matching. */
@@ -89,9 +79,7 @@ export class EnvRouterRoot extends FilterRoot {
     this.stampValue = stamp;
     if (this.metrics === null) this.metrics = new Metrics();
     if (this.workerId == 0) {
-      const id = new NextId();
-      casUpdate("env-router:vm-seq", id);
-      this.workerId = id.id;
+      this.workerId = nextSharedId("env-router:vm-seq");
     }
     this.mapCas = 0;
     this.nextRefreshMs = 0;
