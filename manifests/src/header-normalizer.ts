@@ -1,7 +1,7 @@
 // header-normalizer's resources: the filter on a workload's inbound sidecar and on the gateway
 // (EnvoyFilter or WasmPlugin), and the preserve_case formatter that restores header-name case on
 // HTTP/1 hops (on the connection managers and on the clusters; Envoy's own headers Proper-Case).
-import { CONTEXT, HCM_TYPE, PROXY_VERSION_REGEX, envoyFilter, hcmListener, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { CONTEXT, HCM_TYPE, PROXY_VERSION_REGEX, envoyFilter, hcmListener, suiteMetadata, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export const PRESERVE_CASE = {
   name: "preserve_case",
@@ -56,7 +56,7 @@ export function preserveCaseEnvoyFilter(): Record<string, unknown> {
   return {
     apiVersion: "networking.istio.io/v1alpha3",
     kind: "EnvoyFilter",
-    metadata: { name: "header-normalizer-preserve-case", namespace: "default", labels: { "app.kubernetes.io/part-of": "envoy-wasm-filter-suite", "filter-suite/filter": "header-normalizer" } },
+    metadata: suiteMetadata("header-normalizer-preserve-case", "default", "header-normalizer"),
     spec: {
       workloadSelector: { labels: SELECTOR },
       configPatches: [hcm(CONTEXT["sidecar-inbound"]), hcm(CONTEXT["sidecar-outbound"]), cluster(CONTEXT["sidecar-inbound"]), cluster(CONTEXT["sidecar-outbound"])],

@@ -3,7 +3,7 @@
 // only routes to real endpoints of the route's own EDS cluster, over its usual mTLS.
 // Original-dst mode (opt-in): a dedicated ORIGINAL_DST cluster with the mesh's mTLS and a route
 // selecting it when the filter marked the request.
-import { CONTEXT, PROXY_VERSION_REGEX, wasmHttpFilter, wasmPlugin, hcmListener } from "./wasm.js";
+import { CONTEXT, PROXY_VERSION_REGEX, hcmListener, suiteMetadata, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export interface PodIpSpec {
   namespace: string;
@@ -103,7 +103,7 @@ export function sessionEnvoyFilter(spec: PodIpSpec): Record<string, unknown> {
   return {
     apiVersion: "networking.istio.io/v1alpha3",
     kind: "EnvoyFilter",
-    metadata: { name: "podip-router", namespace: spec.namespace, labels: { "app.kubernetes.io/part-of": "envoy-wasm-filter-suite", "filter-suite/filter": "podip-router" } },
+    metadata: suiteMetadata("podip-router", spec.namespace, "podip-router"),
     spec: {
       workloadSelector: { labels: spec.gatewaySelector },
       configPatches: [
@@ -118,7 +118,7 @@ export function originalDstEnvoyFilter(spec: PodIpSpec): Record<string, unknown>
   return {
     apiVersion: "networking.istio.io/v1alpha3",
     kind: "EnvoyFilter",
-    metadata: { name: "podip-router-original-dst", namespace: spec.namespace, labels: { "app.kubernetes.io/part-of": "envoy-wasm-filter-suite", "filter-suite/filter": "podip-router" } },
+    metadata: suiteMetadata("podip-router-original-dst", spec.namespace, "podip-router"),
     spec: {
       workloadSelector: { labels: spec.gatewaySelector },
       configPatches: [

@@ -23,6 +23,11 @@ export interface WasmFilterSpec {
   failOpen: boolean;
 }
 
+/** Metadata of every resource the suite ships: its name, namespace and the suite's labels. */
+export function suiteMetadata(name: string, namespace: string, filter: string): Record<string, unknown> {
+  return { name, namespace, labels: { "app.kubernetes.io/part-of": "envoy-wasm-filter-suite", "filter-suite/filter": filter } };
+}
+
 export const HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
 /** A plain-HTTP listener on 127.0.0.1 whose one network filter is the HTTP connection manager `hcm` (its fields after "@type"). */
@@ -75,7 +80,7 @@ export function envoyFilter(spec: IstioPlacementSpec): Record<string, unknown> {
   return {
     apiVersion: "networking.istio.io/v1alpha3",
     kind: "EnvoyFilter",
-    metadata: { name: spec.name, namespace: spec.namespace, labels: { "app.kubernetes.io/part-of": "envoy-wasm-filter-suite", "filter-suite/filter": spec.filter } },
+    metadata: suiteMetadata(spec.name, spec.namespace, spec.filter),
     spec: {
       workloadSelector: { labels: spec.selector },
       configPatches: [{
@@ -119,7 +124,7 @@ export function wasmPlugin(spec: WasmPluginSpec): Record<string, unknown> {
   return {
     apiVersion: "extensions.istio.io/v1alpha1",
     kind: "WasmPlugin",
-    metadata: { name: spec.name, namespace: spec.namespace, labels: { "app.kubernetes.io/part-of": "envoy-wasm-filter-suite", "filter-suite/filter": spec.filter } },
+    metadata: suiteMetadata(spec.name, spec.namespace, spec.filter),
     spec: {
       selector: { matchLabels: spec.selector },
       url: spec.url,
