@@ -11,12 +11,14 @@ import {
 import { Histogram, bucketOf } from "./histogram";
 import { PidState, bumpless, coldStart, step } from "./pid";
 import { Rule, Settings, Signal, parseSettings } from "./settings";
-import { Bucket, ControllerRecord, Samples } from "./shared";
+import { Bucket, ControllerRecord, GuardRecord, Samples } from "./shared";
 
 export const FILTER_NAME = "adaptive-ratelimit";
 export const VERSION = "0.1.0";
 const CAS_ATTEMPTS = 16;
 const GAUGE_OFFSET: f64 = 1000000;
+/** A latency this many times the setpoint, right after a step that saw it met, steps at once. */
+const EARLY_STEP: f64 = 1.5;
 
 function nowMs(): f64 {
   return <f64>nowNanos() / 1e6;
@@ -47,6 +49,8 @@ class RuleMetrics {
   p: Metric;
   i: Metric;
   d: Metric;
+  inflight: Metric;
+  inflightLimit: Metric;
   admitted: Array<Metric> = new Array<Metric>();
   rejected: Array<Metric> = new Array<Metric>();
   constructor(rule: Rule, s: Settings) {
@@ -57,6 +61,8 @@ class RuleMetrics {
     this.p = gauge(base + "p_milli");
     this.i = gauge(base + "i_milli");
     this.d = gauge(base + "d_milli");
+    this.inflight = gauge(base + "inflight");
+    this.inflightLimit = gauge(base + "inflight_limit");
     for (let k = 0; k < s.classes.length; k++) {
       this.admitted.push(counter(base + "admitted." + s.classes[k].name));
       this.rejected.push(counter(base + "rejected." + s.classes[k].name));
@@ -68,6 +74,19 @@ class RuleMetrics {
 class RuleRuntime {
   samples: Samples = new Samples();
   dirty: bool = false;
+  /** This worker's requests in flight for the rule, and the value its last flush published. */
+  inflight: i64 = 0;
+  /** This worker's part of the in-flight limit (0: no guard yet). */
+  inflightPart: f64 = 0;
+  guardRate: f64 = 0;
+  guardLimit: f64 = 0;
+  /** The other workers' requests in flight, as the lease holder last summed them. */
+  guardOthers: f64 = 0;
+  /** Lease holder: the warning that the guard is tighter than normal latency was logged. */
+  guardWarned: bool = false;
+  /** Lease holder only: each worker's last cumulative arrivals and their smoothed increase per tick. */
+  lastArrivals: Map<string, u64> = new Map<string, u64>();
+  arrivalTrend: Map<string, f64> = new Map<string, f64>();
   seen: Map<string, Samples> = new Map<string, Samples>();
   metrics: RuleMetrics;
   constructor(public rule: Rule, s: Settings) {
@@ -121,6 +140,7 @@ export class RateLimitRoot extends FilterRoot {
     for (let i = 0; i < this.runtimes.length; i++) {
       const rt = this.runtimes[i];
       if (rt.dirty) {
+        rt.samples.inflight = rt.inflight > 0 ? <u64>rt.inflight : 0;
         setShared(sampleKey(rt.rule, this.workerId), rt.samples.encode(), 0);
         rt.dirty = false;
       }
@@ -128,12 +148,35 @@ export class RateLimitRoot extends FilterRoot {
     let minInterval: f64 = 600000;
     for (let i = 0; i < s.rules.length; i++) if (s.rules[i].pid.intervalMs < minInterval) minInterval = s.rules[i].pid.intervalMs;
     if (this.ticks % 10 == 1) casUpdate("arl:workers", new Register(this.workerId, now, 10 * minInterval + 10 * <f64>s.tickMs));
+    for (let i = 0; i < this.runtimes.length; i++) {
+      const rt = this.runtimes[i];
+      if (rt.rule.inflightGuard <= 0) { rt.inflightPart = 0; continue; }
+      const raw = getShared(guardKey(rt.rule));
+      const g: GuardRecord | null = raw === null ? null : GuardRecord.decode(raw.value);
+      rt.inflightPart = g === null || g.limit <= 0 ? 0 : g.partFor(this.workerId);
+      rt.guardRate = g === null ? 0 : g.rate;
+      rt.guardLimit = g === null ? 0 : g.limit;
+      rt.guardOthers = g === null ? 0 : g.othersOf(this.workerId);
+    }
     if (!takeLease(this.workerId, now, 3 * (minInterval > <f64>s.tickMs ? minInterval : <f64>s.tickMs))) return;
-    for (let i = 0; i < this.runtimes.length; i++) this.controlStep(this.runtimes[i], now);
+    const workers = registeredWorkers();
+    for (let i = 0; i < this.runtimes.length; i++) {
+      const rt = this.runtimes[i];
+      const snaps = new Array<Samples | null>(workers.length);
+      for (let k = 0; k < workers.length; k++) {
+        const raw = getShared(sampleKey(rt.rule, U64.parseInt(workers[k])));
+        snaps[k] = raw === null ? null : Samples.decode(raw.value);
+      }
+      if (rt.rule.inflightGuard > 0) guardStep(rt, workers, snaps);
+      this.controlStep(rt, workers, snaps, now);
+    }
   }
 
-  /** The leader's step for one rule, when its interval has passed. */
-  private controlStep(rt: RuleRuntime, now: f64): void {
+  /**
+   * The leader's step for one rule, when its interval has passed, or early at the onset of a
+   * latency violation (see EARLY_STEP).
+   */
+  private controlStep(rt: RuleRuntime, workers: Array<string>, snaps: Array<Samples | null>, now: f64): void {
     const rule = rt.rule;
     const stored = getShared(controllerKey(rule));
     let record: ControllerRecord | null = stored === null ? null : ControllerRecord.decode(stored.value);
@@ -142,35 +185,46 @@ export class RateLimitRoot extends FilterRoot {
     if (record === null || record.identity != rule.identity()) state = coldStart(rule.pid, now);
     else if (record.paramsHash != hash) state = bumpless(rule.pid, record.state);
     else state = record.state;
-    if (now - state.lastStepMs < rule.pid.intervalMs) return;
+    const due = now - state.lastStepMs >= rule.pid.intervalMs;
+    // Latency is the only signal that can run early (it needs an onset and a quarter interval).
+    if (!due && (rule.signal != Signal.Latency || !(state.measured >= 0 && state.measured <= rule.pid.setpoint) || now - state.lastStepMs < rule.pid.intervalMs / 4)) return;
 
-    // Sum every worker's samples since the leader last saw them.
+    // Sum every worker's samples since the leader last stepped.
     const hist = new Histogram();
-    let arrivals: u64 = 0, completed: u64 = 0, errors: u64 = 0;
-    const registry = getShared("arl:workers");
-    if (registry !== null) {
-      const entries = String.UTF8.decode(registry.value).split(",");
-      for (let k = 0; k < entries.length; k++) {
-        const at = entries[k].indexOf("@");
-        if (at <= 0) continue;
-        const key = "arl:s:" + rule.name + ":" + entries[k].substring(0, at);
-        const raw = getShared(key);
-        if (raw === null) continue;
-        const cur = Samples.decode(raw.value);
-        if (cur === null) continue;
-        const prev: Samples | null = rt.seen.has(key) ? rt.seen.get(key) : null;
-        hist.addDelta(cur.counts, prev === null ? null : prev.counts);
-        arrivals += delta(cur.arrivals, prev === null ? 0 : prev.arrivals);
-        completed += delta(cur.completed, prev === null ? 0 : prev.completed);
-        errors += delta(cur.errors, prev === null ? 0 : prev.errors);
-        rt.seen.set(key, cur);
-      }
+    let arrivals: u64 = 0, completed: u64 = 0, errors: u64 = 0, rejected: u64 = 0;
+    for (let k = 0; k < workers.length; k++) {
+      const cur = snaps[k];
+      if (cur === null) continue;
+      const prev: Samples | null = rt.seen.has(workers[k]) ? rt.seen.get(workers[k]) : null;
+      hist.addDelta(cur.counts, prev === null ? null : prev.counts);
+      arrivals += delta(cur.arrivals, prev === null ? 0 : prev.arrivals);
+      completed += delta(cur.completed, prev === null ? 0 : prev.completed);
+      errors += delta(cur.errors, prev === null ? 0 : prev.errors);
+      rejected += delta(cur.rejected, prev === null ? 0 : prev.rejected);
+    }
+    const measured = rule.signal == Signal.Latency ? hist.quantile(rule.percentile) : completed == 0 ? -1 : <f64>errors / <f64>completed;
+    // Early: the setpoint is already badly violated on enough samples; waiting out the interval
+    // would let the backlog grow for the rest of it.
+    if (!due && !(completed >= <u64>rule.pid.minSamples && measured >= EARLY_STEP * rule.pid.setpoint)) return;
+    for (let k = 0; k < workers.length; k++) {
+      const cur = snaps[k];
+      if (cur !== null) rt.seen.set(workers[k], cur);
     }
     const dtS = (now - state.lastStepMs) / 1000.0;
-    const measured = rule.signal == Signal.Latency ? hist.quantile(rule.percentile) : completed == 0 ? -1 : <f64>errors / <f64>completed;
     const demand = dtS > 0 ? <f64>arrivals / dtS : 0;
     const goodRate = dtS > 0 && completed >= <u64>rule.pid.minSamples ? <f64>(completed - errors) / dtS : 0;
-    step(rule.pid, state, measured, <i64>completed, demand, now, goodRate);
+    step(rule.pid, state, measured, <i64>completed, demand, now, goodRate, arrivals > 0 ? <f64>rejected / <f64>arrivals : 0);
+    if (rule.inflightGuard > 0 && !rt.guardWarned && completed >= <u64>rule.pid.minSamples && measured >= 0 && measured <= rule.pid.setpoint) {
+      // Healthy, yet the mean latency is past what the guard assumes: it would hold normal
+      // traffic (the controller then raises the rate to make room, but say so once).
+      const mean = hist.mean();
+      if (mean > rule.inflightGuard * rule.pid.setpoint) {
+        rt.guardWarned = true;
+        logWarn(FILTER_NAME + ": rule " + rule.name + ": mean latency " + (<i64>Math.round(mean)).toString() + " ms meets the setpoint but exceeds controller.inflight_guard x setpoint_ms (" +
+          (<i64>Math.round(rule.inflightGuard * rule.pid.setpoint)).toString() + " ms); the in-flight guard may turn away normal traffic: raise inflight_guard to about " +
+          (Math.min(1, Math.ceil(mean * 1.25 / rule.pid.setpoint * 10) / 10)).toString() + " or set it to 0");
+      }
+    }
     record = new ControllerRecord(state, rule.identity(), hash);
     if (setShared(controllerKey(rule), record.encode(), stored === null ? 0 : stored.cas) != Status.Ok) return; // another leader won
     publishRate(rule, state.rate, state.epoch, now);
@@ -188,6 +242,82 @@ export class RateLimitRoot extends FilterRoot {
   }
 }
 
+/** Worker ids in the registry (stale workers have already been dropped from it). */
+function registeredWorkers(): Array<string> {
+  const out = new Array<string>();
+  const registry = getShared("arl:workers");
+  if (registry === null) return out;
+  const entries = String.UTF8.decode(registry.value).split(",");
+  for (let k = 0; k < entries.length; k++) {
+    const at = entries[k].indexOf("@");
+    if (at > 0) out.push(entries[k].substring(0, at));
+  }
+  return out;
+}
+
+/**
+ * The in-flight guard for one more request of a class with `reserve`: within this worker's
+ * part, yes; past it (a burst on this worker), up to 1.5 times the part while the other
+ * workers' count the lease holder last published plus this worker's own stays under the limit.
+ */
+function guardAdmits(rt: RuleRuntime, reserve: f64): bool {
+  let part = rt.inflightPart * (1 - reserve);
+  if (part < 1) part = 1;
+  const mine = <f64>rt.inflight;
+  if (mine < part) return true;
+  if (mine >= 1.5 * part) return false;
+  let limit = rt.guardLimit * (1 - reserve);
+  if (limit < 1) limit = 1;
+  return rt.guardOthers + mine < limit;
+}
+
+/**
+ * The most requests the in-flight guard lets a latency rule have in flight at `rate` (0: no
+ * guard). Little's law: with `rate` admitted per second, more than rate x W in flight means the
+ * mean latency is past W, so a backlog is building; W is `inflight_guard` x the setpoint.
+ */
+function inflightLimitOf(rule: Rule, rate: f64): f64 {
+  if (rule.inflightGuard <= 0) return 0;
+  const limit = Math.ceil(rate * rule.inflightGuard * rule.pid.setpoint / 1000.0);
+  return limit < 2 ? 2 : limit;
+}
+
+/**
+ * The lease holder's per-tick update of a rule's in-flight guard: the limit from the current
+ * rate, split between workers by their smoothed share of arrivals (each then holds its part on
+ * its own exact count, with no hostcall per request).
+ */
+function guardStep(rt: RuleRuntime, workers: Array<string>, snaps: Array<Samples | null>): void {
+  const rule = rt.rule;
+  const stored = getShared(bucketKey(rule));
+  const bucket: Bucket | null = stored === null ? null : Bucket.decode(stored.value);
+  if (bucket === null) return;
+  const g = new GuardRecord();
+  g.rate = bucket.rate;
+  g.limit = inflightLimitOf(rule, bucket.rate);
+  let total: f64 = 0, inflight: u64 = 0;
+  const trends = new Array<f64>();
+  for (let k = 0; k < workers.length; k++) {
+    const cur = snaps[k];
+    if (cur === null) continue;
+    inflight += cur.inflight;
+    const id = workers[k];
+    const last = rt.lastArrivals.has(id) ? rt.lastArrivals.get(id) : cur.arrivals;
+    rt.lastArrivals.set(id, cur.arrivals);
+    const trend = (rt.arrivalTrend.has(id) ? 0.8 * rt.arrivalTrend.get(id) : 0) + 0.2 * <f64>delta(cur.arrivals, last);
+    rt.arrivalTrend.set(id, trend);
+    g.workers.push(U64.parseInt(id));
+    g.seen.push(<f64>cur.inflight);
+    trends.push(trend);
+    total += trend;
+  }
+  for (let k = 0; k < trends.length; k++) g.shares.push(total > 0 ? trends[k] / total : 1.0 / <f64>trends.length);
+  g.inflight = <f64>inflight;
+  setShared(guardKey(rule), g.encode(), 0);
+  rt.metrics.inflight.record(inflight);
+  rt.metrics.inflightLimit.record(<u64>g.limit);
+}
+
 function delta(cur: u64, prev: u64): u64 {
   return cur >= prev ? cur - prev : cur;
 }
@@ -200,6 +330,9 @@ function controllerKey(rule: Rule): string {
 }
 function bucketKey(rule: Rule): string {
   return "arl:b:" + rule.name;
+}
+function guardKey(rule: Rule): string {
+  return "arl:g:" + rule.name;
 }
 
 function paramsHash(rule: Rule): u32 {
@@ -267,7 +400,7 @@ function takeLease(worker: u64, now: f64, ttlMs: f64): bool {
 }
 
 class Take {
-  constructor(public admitted: bool, public rate: f64, public remaining: f64, public retryS: f64) {}
+  constructor(public admitted: bool, public rate: f64, public remaining: f64, public retryS: f64, public guard: bool = false) {}
 }
 
 /** Takes one token for a class that must leave `reserve` of the bucket (beyond one token) to more critical classes. */
@@ -301,7 +434,7 @@ const PATH = String.UTF8.encode(":path");
 const METHOD = String.UTF8.encode(":method");
 
 class RateLimitStream extends FilterStream {
-  rule: i32 = -1;
+  rt: RuleRuntime | null = null;
   startMs: f64 = 0;
   admitted: bool = false;
   rate: f64 = 0;
@@ -332,7 +465,6 @@ class RateLimitStream extends FilterStream {
       if (r.matches(path, method, header)) index = i;
     }
     if (index < 0) return FilterHeadersStatusValues.Continue;
-    this.rule = index;
     let cls = s.defaultClass;
     const pAt = view.find(root.nameBytes);
     if (pAt >= 0) {
@@ -340,12 +472,18 @@ class RateLimitStream extends FilterStream {
       for (let k = 0; k < s.classes.length; k++) if (s.classes[k].name == v) cls = k;
     }
     const rt = root.runtimes[index];
+    this.rt = rt;
     rt.samples.arrivals++;
     rt.dirty = true;
     const now = nowMs();
-    const take = takeToken(rt.rule, s.classes[cls].reserve, now, false);
+    const reserve = s.classes[cls].reserve;
+    let take: Take;
+    // The in-flight guard first (no hostcall): the same reserve holds back part of it for more critical classes.
+    if (rt.inflightPart > 0 && !guardAdmits(rt, reserve)) take = new Take(false, rt.guardRate, 0, rt.rule.pid.setpoint / 1000.0, true);
+    else take = takeToken(rt.rule, reserve, now, false);
     if (take.admitted) {
       rt.metrics.admitted[cls].increment(1);
+      rt.inflight++;
       this.admitted = true;
       this.startMs = now;
       this.rate = take.rate;
@@ -353,11 +491,13 @@ class RateLimitStream extends FilterStream {
       return FilterHeadersStatusValues.Continue;
     }
     rt.metrics.rejected[cls].increment(1);
+    rt.samples.rejected++;
     if (s.dryRun) {
       if (now - root.lastDryRunLog >= 1000) {
         root.lastDryRunLog = now;
-        logInfo(FILTER_NAME + " dry-run: would reject " + s.classes[cls].name + " traffic of rule " + rt.rule.name + " (limit " + (<i64>Math.round(take.rate)).toString() + "/s)");
+        logInfo(FILTER_NAME + " dry-run: would reject " + s.classes[cls].name + " traffic of rule " + rt.rule.name + (take.guard ? " (in-flight limit)" : " (limit " + (<i64>Math.round(take.rate)).toString() + "/s)"));
       }
+      rt.inflight++;
       this.admitted = true;
       this.startMs = now;
       return FilterHeadersStatusValues.Continue;
@@ -369,15 +509,16 @@ class RateLimitStream extends FilterStream {
     h.push(new Header("ratelimit-remaining", "0"));
     h.push(new Header("ratelimit-reset", retry.toString()));
     h.push(new Header("x-ratelimit-rule", rt.rule.name));
-    sendLocalResponse(s.rejectStatus, "adaptive_ratelimit_" + rt.rule.name, FILTER_NAME + ": rule " + rt.rule.name + " is shedding " + s.classes[cls].name + " traffic; retry after " + retry.toString() + " s\n", h);
+    const why = take.guard ? " (too many requests in flight)" : "";
+    sendLocalResponse(s.rejectStatus, "adaptive_ratelimit_" + rt.rule.name, FILTER_NAME + ": rule " + rt.rule.name + " is shedding " + s.classes[cls].name + " traffic" + why + "; retry after " + retry.toString() + " s\n", h);
     return FilterHeadersStatusValues.StopIteration;
   }
 
   onResponseHeaders(count: u32, end_of_stream: bool): FilterHeadersStatusValues {
     const root = this.limiter;
     const s = root.settings;
-    if (this.admitted && this.rule >= 0 && this.rule < root.runtimes.length) {
-      const rt = root.runtimes[this.rule];
+    const rt = this.rt;
+    if (this.admitted && rt !== null) {
       const latency = nowMs() - this.startMs;
       const status = getHeader(MapType.ResponseHeaders, ":status");
       const code = status === null ? 0 : I32.parseInt(status);
@@ -388,6 +529,8 @@ class RateLimitStream extends FilterStream {
         rt.dirty = true;
       }
       this.admitted = false; // one sample per stream, even if a local reply re-enters
+      rt.inflight--;
+      rt.dirty = true;
       if (s.quotaHeaders && this.rate > 0) {
         setHeader(MapType.ResponseHeaders, "ratelimit-limit", (<i64>Math.round(this.rate)).toString());
         setHeader(MapType.ResponseHeaders, "ratelimit-remaining", (<i64>Math.max(0, Math.floor(this.remaining))).toString());
@@ -395,6 +538,17 @@ class RateLimitStream extends FilterStream {
     }
     if (s.stampBuild) setHeader(MapType.ResponseHeaders, "x-adaptive-ratelimit-build", VERSION);
     return FilterHeadersStatusValues.Continue;
+  }
+
+  /** A stream that ends without response headers (reset, timeout) leaves the in-flight count; it gives no sample. */
+  onDone(): bool {
+    const rt = this.rt;
+    if (this.admitted && rt !== null) {
+      this.admitted = false;
+      rt.inflight--;
+      rt.dirty = true;
+    }
+    return true;
   }
 }
 

@@ -44,6 +44,14 @@ export class Histogram {
     }
   }
 
+  /** The mean, each sample taken at its bucket's upper bound (at most 10% high), or -1 when empty. */
+  mean(): f64 {
+    if (this.total == 0) return -1;
+    let sum: f64 = 0;
+    for (let i = 0; i < BUCKETS; i++) sum += <f64>unchecked(this.counts[i]) * bucketUpper(i);
+    return sum / <f64>this.total;
+  }
+
   /** The q-quantile (0 < q <= 1) as the upper bound of its bucket, or -1 when empty. */
   quantile(q: f64): f64 {
     if (this.total == 0) return -1;

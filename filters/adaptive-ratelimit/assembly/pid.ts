@@ -18,6 +18,11 @@
 // on all of it would undershoot, while a deep backlog still drains at half the throughput;
 // and while the signal is falling fast (the backlog draining) the rate is held, not cut.
 
+/** Demand under this share of the rate: the limit is not binding, so it is not raised. */
+export const APP_LIMITED: f64 = 0.9;
+/** A rejected share of arrivals at or above this means the limit is binding, whatever the demand. */
+export const BINDING: f64 = 0.005;
+
 export class PidParams {
   kp: f64 = 0.2;
   ki: f64 = 0.3;
@@ -84,10 +89,11 @@ export function bumpless(params: PidParams, prev: PidState): PidState {
 /**
  * One control step. `measured` is the signal over the last interval (latency percentile in
  * ms, or error ratio), `samples` the completed requests behind it, `demand` the requests/s
- * that arrived (admitted or not), `goodRate` the successful completions per second. Returns
- * true when the rate changed.
+ * that arrived (admitted or not), `goodRate` the successful completions per second,
+ * `rejectedShare` the share of arrivals the limit (or the in-flight guard) turned away.
+ * Returns true when the rate changed.
  */
-export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64, goodRate: f64 = 0): bool {
+export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64, goodRate: f64 = 0, rejectedShare: f64 = 0): bool {
   let dt = (nowMs - s.lastStepMs) / 1000.0;
   s.lastStepMs = nowMs;
   // A clock jump (or a first step after a long pause) must not inflate the integral.
@@ -117,7 +123,15 @@ export function step(params: PidParams, s: PidState, measured: f64, samples: i64
   if (s.ceiling > 0 && s.rate >= s.ceiling) up = params.creep / 4;
   else if (s.ceiling > 0 && s.rate >= 0.95 * s.ceiling) up = params.creep;
   let clamped = target;
-  if (clamped > current + Math.log(1 + up)) clamped = current + Math.log(1 + up);
+  // Back under the setpoint after a cut (the backlog drained): return to just under the
+  // throughput the upstream last sustained in one step, like TCP's fast recovery to ssthresh.
+  let upLimit = current + Math.log(1 + up);
+  if (s.ceiling > 0 && measured <= 0.8 * params.setpoint && s.rate < 0.95 * s.ceiling) {
+    const recovery = Math.log(0.95 * s.ceiling);
+    if (recovery > upLimit) upLimit = recovery;
+    if (clamped < recovery) clamped = recovery;
+  }
+  if (clamped > upLimit) clamped = upLimit;
   if (clamped < current + Math.log(1 - params.maxDecrease)) clamped = current + Math.log(1 - params.maxDecrease);
   if (e < 0 && goodRate > 0) {
     // The floor falls as the signal rises: a deep backlog must drain, a shallow one must not undershoot.
@@ -130,8 +144,10 @@ export function step(params: PidParams, s: PidState, measured: f64, samples: i64
   }
   // Still over the setpoint but falling fast: the backlog is draining; hold instead of cutting more.
   if (e < 0 && previous > 0 && measured < 0.7 * previous && clamped < current) clamped = current;
-  // App-limited: with demand under half the rate, raising the rate tells nothing; hold it.
-  if (clamped > current && demand < 0.5 * s.rate) clamped = current;
+  // App-limited: while demand stays under 90% of the rate and (almost) nothing was turned
+  // away, the limit binds nothing and raising it tells nothing (and would leave no protection
+  // for a surge); hold it.
+  if (clamped > current && demand < APP_LIMITED * s.rate && rejectedShare < BINDING) clamped = current;
   if (clamped > Math.log(params.maxRate)) clamped = Math.log(params.maxRate);
   if (clamped < Math.log(params.minRate)) clamped = Math.log(params.minRate);
   if (clamped != target) integral = clamped - p - d;

@@ -18,6 +18,11 @@ export class Rule {
   percentile: f64 = 0.9;
   pid: PidParams = new PidParams();
   burstMs: f64 = 200;
+  /**
+   * Latency rules: at most rate x setpoint x this many requests in flight (Little's law: the
+   * mean latency may reach this share of the setpoint before the guard holds); 0: no guard.
+   */
+  inflightGuard: f64 = 0.5;
 
   matches(path: string, method: string, header: string | null): bool {
     if (this.pathPrefix.length > 0 && !path.startsWith(this.pathPrefix)) return false;
@@ -70,7 +75,7 @@ function lowerName(r: ConfigReader, path: string, v: string): void {
 
 function parseController(r: ConfigReader, obj: JsonObject, path: string, rule: Rule): void {
   r.allowKeys(obj, path, ["signal", "percentile", "setpoint_ms", "setpoint_ratio", "kp", "ki", "kd", "interval_ms",
-    "min_rate", "max_rate", "initial_rate", "max_step", "max_decrease", "creep", "min_samples", "filter"]);
+    "min_rate", "max_rate", "initial_rate", "max_step", "max_decrease", "creep", "min_samples", "filter", "inflight_guard"]);
   const signal = r.oneOf(obj, path, "signal", ["latency", "error_ratio"], "latency");
   rule.signal = signal == "latency" ? Signal.Latency : Signal.ErrorRatio;
   const p = rule.pid;
@@ -78,7 +83,10 @@ function parseController(r: ConfigReader, obj: JsonObject, path: string, rule: R
     rule.percentile = r.num(obj, path, "percentile", 90, 50, 99.9) / 100.0;
     p.setpoint = r.num(obj, path, "setpoint_ms", 0, 1, 600000, true);
     if (obj.has("setpoint_ratio")) r.fail(fieldPath(path, "setpoint_ratio"), "only for signal error_ratio");
+    rule.inflightGuard = r.num(obj, path, "inflight_guard", 0.5, 0, 1);
   } else {
+    rule.inflightGuard = 0;
+    if (obj.has("inflight_guard") && r.ok) r.fail(fieldPath(path, "inflight_guard"), "only for signal latency (the guard holds requests in flight to rate x setpoint_ms x inflight_guard)");
     p.setpoint = r.num(obj, path, "setpoint_ratio", 0, 0.0001, 0.9, true);
     if (obj.has("setpoint_ms") || obj.has("percentile")) r.fail(fieldPath(path, obj.has("setpoint_ms") ? "setpoint_ms" : "percentile"), "only for signal latency");
   }

@@ -84,27 +84,101 @@ export class ControllerRecord {
   }
 }
 
-/** One worker's cumulative samples for one rule (only that worker writes it). */
+/**
+ * One worker's cumulative samples for one rule (only that worker writes it), and the
+ * requests it has in flight for the rule right now (a level, not a sum).
+ */
 export class Samples {
   arrivals: u64 = 0;
   completed: u64 = 0;
   errors: u64 = 0;
+  inflight: u64 = 0;
+  rejected: u64 = 0;
   counts: StaticArray<u32> = new StaticArray<u32>(BUCKETS);
 
   encode(): ArrayBuffer {
-    const b = new ArrayBuffer(24 + BUCKETS * 4);
+    const b = new ArrayBuffer(40 + BUCKETS * 4);
     const p = changetype<usize>(b);
     store<u64>(p, this.arrivals); store<u64>(p + 8, this.completed); store<u64>(p + 16, this.errors);
-    memory.copy(p + 24, changetype<usize>(this.counts), BUCKETS * 4);
+    store<u64>(p + 24, this.inflight); store<u64>(p + 32, this.rejected);
+    memory.copy(p + 40, changetype<usize>(this.counts), BUCKETS * 4);
     return b;
   }
 
   static decode(b: ArrayBuffer): Samples | null {
-    if (b.byteLength != 24 + BUCKETS * 4) return null;
+    if (b.byteLength != 40 + BUCKETS * 4) return null;
     const p = changetype<usize>(b);
     const s = new Samples();
     s.arrivals = load<u64>(p); s.completed = load<u64>(p + 8); s.errors = load<u64>(p + 16);
-    memory.copy(changetype<usize>(s.counts), p + 24, BUCKETS * 4);
+    s.inflight = load<u64>(p + 24); s.rejected = load<u64>(p + 32);
+    memory.copy(changetype<usize>(s.counts), p + 40, BUCKETS * 4);
     return s;
+  }
+}
+
+/**
+ * The in-flight guard of a rule, written by the lease holder every tick: the limit on requests
+ * in flight across workers, split between workers by their share of recent arrivals, so each
+ * worker enforces its part exactly on its own count; past its part (a random burst on one
+ * worker), a worker may borrow up to its part again while the published total leaves room.
+ */
+export class GuardRecord {
+  limit: f64 = 0;
+  /** The rate the limit was derived from (reported in RateLimit-Limit on a guard rejection). */
+  rate: f64 = 0;
+  /** Requests in flight across workers, as last published. */
+  inflight: f64 = 0;
+  workers: Array<u64> = new Array<u64>();
+  shares: Array<f64> = new Array<f64>();
+  /** Each worker's requests in flight as the lease holder read them (their sum is `inflight`). */
+  seen: Array<f64> = new Array<f64>();
+
+  /** This worker's part of the limit (at least one request); a worker not listed yet gets an even part. */
+  partFor(worker: u64): f64 {
+    let part = this.limit / <f64>(this.workers.length + 1);
+    for (let i = 0; i < this.workers.length; i++) if (this.workers[i] == worker) part = this.limit * this.shares[i];
+    return part < 1 ? 1 : part;
+  }
+
+  /** The other workers' requests in flight, as last summed. */
+  othersOf(worker: u64): f64 {
+    let mine: f64 = 0;
+    for (let i = 0; i < this.workers.length; i++) if (this.workers[i] == worker) mine = this.seen[i];
+    return this.inflight - mine;
+  }
+
+  encode(): ArrayBuffer {
+    const n = this.workers.length;
+    const b = new ArrayBuffer(24 + 24 * n);
+    const p = changetype<usize>(b);
+    store<f64>(p, this.limit);
+    store<f64>(p + 8, this.rate);
+    store<f64>(p + 16, this.inflight);
+    for (let i = 0; i < n; i++) {
+      store<u64>(p + 24 + 24 * i, this.workers[i]);
+      store<f64>(p + 32 + 24 * i, this.shares[i]);
+      store<f64>(p + 40 + 24 * i, this.seen[i]);
+    }
+    return b;
+  }
+
+  static decode(b: ArrayBuffer): GuardRecord | null {
+    if (b.byteLength < 24 || (b.byteLength - 24) % 24 != 0) return null;
+    const p = changetype<usize>(b);
+    const g = new GuardRecord();
+    g.limit = load<f64>(p);
+    g.rate = load<f64>(p + 8);
+    g.inflight = load<f64>(p + 16);
+    if (!isFinite(g.limit) || g.limit < 0 || !isFinite(g.rate) || !isFinite(g.inflight)) return null;
+    const n = (b.byteLength - 24) / 24;
+    for (let i = 0; i < n; i++) {
+      const share = load<f64>(p + 32 + 24 * i);
+      const seen = load<f64>(p + 40 + 24 * i);
+      if (!isFinite(share) || share < 0 || share > 1 || !isFinite(seen)) return null;
+      g.workers.push(load<u64>(p + 24 + 24 * i));
+      g.shares.push(share);
+      g.seen.push(seen);
+    }
+    return g;
   }
 }

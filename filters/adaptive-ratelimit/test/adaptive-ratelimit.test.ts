@@ -1,7 +1,7 @@
 // adaptive-ratelimit, the built module in the host.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { Envoy, PluginLoadError } from "../../../runtime/host/src/index.js";
+import { Envoy, PluginLoadError, type StreamResult } from "../../../runtime/host/src/index.js";
 import { wasmPath } from "../../../runtime/host/test/helpers.js";
 
 const wasm = readFileSync(wasmPath("adaptive-ratelimit"));
@@ -202,6 +202,20 @@ describe("the controller", () => {
     expect(limitOf(envoy)).toBe(before);
   });
 
+  test("a latency violation right after a step that met the setpoint is acted on before the interval ends", async () => {
+    const { envoy } = limiter(adaptive({ inflight_guard: 0 }), 2);
+    let latency = 20;
+    const t0 = envoy.nowMs();
+    for (let i = 0; i < 500; i++) {
+      envoy.at(t0 + (i * 1000) / 100, () => { envoy.request({ path: "/api/x", worker: i % 2, upstream: async () => { await envoy.sleep(latency); return { status: 200 }; } }); });
+    }
+    await envoy.advance(2050); // two healthy steps (at about 1.0 s and 2.0 s)
+    const healthy = limitOf(envoy)!;
+    latency = 400; // four times the setpoint from here on
+    await envoy.advance(850); // before the next regular step (about 3.0 s)
+    expect(limitOf(envoy)!).toBeLessThan(healthy);
+  });
+
   test("a clock jump does not blow up the integral", async () => {
     const { envoy } = limiter(adaptive({ max_step: 0.2 }), 1);
     await offer(envoy, 60, 2, { latencyMs: 10 });
@@ -209,6 +223,106 @@ describe("the controller", () => {
     await envoy.advance(3_600_000);
     await offer(envoy, 60, 2, { latencyMs: 10 });
     expect(limitOf(envoy)!).toBeLessThanOrEqual(Math.ceil(before * 1.2 ** 3));
+  });
+});
+
+describe("the in-flight guard", () => {
+  // A fixed rate of 100/s, setpoint 200 ms, guard 0.5: at most 100 x 0.2 x 0.5 = 10 in flight.
+  const guarded = (guard?: number) => ({ tick_ms: 100, rules: [fixedRule(100, { controller: { signal: "latency", setpoint_ms: 200, min_rate: 100, max_rate: 100, initial_rate: 100, ...(guard === undefined ? {} : { inflight_guard: guard }) } })] });
+
+  /** Schedules `n` requests, `gapMs` apart, on `worker` (or round robin); each answered after `holdMs`. */
+  function launch(envoy: Envoy, n: number, gapMs: number, holdMs: number, worker?: number, cls = "normal") {
+    const results: Array<Promise<StreamResult>> = [];
+    for (let i = 0; i < n; i++) {
+      envoy.at(envoy.nowMs() + i * gapMs, () => {
+        results.push(envoy.request({ path: "/api/x", worker: worker ?? i % envoy.workers, headers: [["x-priority", cls]], upstream: async () => { await envoy.sleep(holdMs); return { status: 200 }; } }));
+      });
+    }
+    return results;
+  }
+
+  /** launch(), then runs the clock until every one is answered. */
+  async function burst(envoy: Envoy, n: number, gapMs: number, holdMs: number, worker?: number, cls = "normal") {
+    const results = launch(envoy, n, gapMs, holdMs, worker, cls);
+    await envoy.advance(n * gapMs + holdMs + 1);
+    return Promise.all(results);
+  }
+
+  test("holds requests in flight to rate x setpoint x inflight_guard while the upstream stalls", async () => {
+    const { envoy } = limiter(guarded(), 1);
+    await envoy.advance(200); // the lease holder has published the guard
+    // 25/s is a quarter of the rate, so the token bucket never refuses; the upstream holds each
+    // for 4 s. The normal class keeps its reserve (0.2) of the guard for critical traffic.
+    const normal = launch(envoy, 25, 40, 4000);
+    await envoy.advance(1100);
+    const critical = await burst(envoy, 5, 40, 4000, undefined, "critical");
+    const results = await Promise.all(normal);
+    expect(results.filter((r) => r.status === 200).length).toBe(8);
+    expect(critical.filter((r) => r.status === 200).length).toBe(2);
+    const rejected = results.find((r) => r.status === 429)!;
+    expect(rejected.body).toBe("adaptive-ratelimit: rule api is shedding normal traffic (too many requests in flight); retry after 1 s\n");
+    expect(rejected.header("retry-after")).toBe("1");
+    expect(rejected.header("ratelimit-limit")).toBe("100");
+    // Once they are answered, the room is back.
+    const again = await burst(envoy, 5, 20, 10);
+    expect(again.every((r) => r.status === 200)).toBe(true);
+  });
+
+  test("inflight_guard 0 turns it off: the same stall admits everything the rate allows", async () => {
+    const { envoy } = limiter(guarded(0), 1);
+    await envoy.advance(200);
+    const results = await burst(envoy, 25, 40, 4000);
+    expect(results.filter((r) => r.status === 200).length).toBe(25);
+  });
+
+  test("streams reset before a response give their place back (no leak)", async () => {
+    const { envoy } = limiter(guarded(), 2);
+    await envoy.advance(200);
+    const resets: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 200; i++) {
+      envoy.at(envoy.nowMs() + i * 15, () => {
+        resets.push(envoy.request({ path: "/api/x", worker: i % 2, upstream: async () => { await envoy.sleep(40); return { status: 200, reset: true }; } }));
+      });
+    }
+    await envoy.advance(200 * 15 + 500);
+    await Promise.all(resets);
+    expect(envoy.metric("adaptive_ratelimit.api.inflight")).toBe(0);
+    // Ten stalled critical requests still fit.
+    const results = await burst(envoy, 10, 20, 2000, undefined, "critical");
+    expect(results.filter((r) => r.status === 200).length).toBe(10);
+  });
+
+  test("4 workers, all traffic on one (one long-lived connection): that worker gets nearly all of the limit", async () => {
+    const { envoy } = limiter(guarded(), 4);
+    await burst(envoy, 60, 20, 5, 0); // 1.2 s of quick requests on worker 0: the split follows arrivals
+    const results = await burst(envoy, 50, 20, 3000, 0, "critical");
+    const admitted = results.filter((r) => r.status === 200).length;
+    // An even split would give worker 0 a part of 2.5 (3 with borrowing at most 4); its arrival
+    // share gives it about all 10, and the others have nothing in flight to leave room for.
+    expect(admitted).toBeGreaterThanOrEqual(9);
+    expect(admitted).toBeLessThanOrEqual(10);
+  });
+
+  test("4 workers, even traffic: the total in flight reaches the limit and stays within 1.5 times it plus one per worker", async () => {
+    const { envoy } = limiter(guarded(), 4);
+    await burst(envoy, 60, 20, 5, undefined, "critical");
+    const results = await burst(envoy, 80, 10, 3000, undefined, "critical");
+    const admitted = results.filter((r) => r.status === 200).length;
+    // Each worker holds its part exactly and borrows past it only while under 1.5 times its
+    // part and while the others' count (published every tick, so possibly stale) leaves room:
+    // at least the limit, at most 1.5 x 10 plus one per worker for the rounding.
+    expect(admitted).toBeGreaterThanOrEqual(10);
+    expect(admitted).toBeLessThanOrEqual(19);
+  });
+
+  test("a guard tighter than the service's normal latency is reported once, naming the field", async () => {
+    const config = { tick_ms: 100, rules: [{ name: "api", match: { path_prefix: "/api" }, controller: { signal: "latency", percentile: 90, setpoint_ms: 200, initial_rate: 200, max_rate: 1000 } }] };
+    const { envoy } = limiter(config, 2);
+    await offer(envoy, 60, 4, { latencyMs: 150 }); // p90 150 ms meets 200 ms; the mean is past 0.5 x 200
+    const warnings = envoy.logsAt("warn").filter((l) => l.includes("inflight_guard"));
+    expect(warnings.length).toBe(1);
+    expect(warnings[0]).toContain("rule api: mean latency");
+    expect(warnings[0]).toContain("raise inflight_guard to about 1");
   });
 });
 
@@ -223,6 +337,8 @@ describe("configuration", () => {
     ["no rules", { rules: [] }, "rules: must not be empty"],
     ["no controller", { rules: [{ name: "api" }] }, "rules[0].controller: is required"],
     ["setpoint of the wrong signal", { rules: [{ ...base, controller: { signal: "error_ratio", setpoint_ms: 5 } }] }, "rules[0].controller.setpoint_ratio: is required"],
+    ["in-flight guard on an error-ratio rule", { rules: [{ ...base, controller: { signal: "error_ratio", setpoint_ratio: 0.01, inflight_guard: 0.5 } }] }, "rules[0].controller.inflight_guard: only for signal latency (the guard holds requests in flight to rate x setpoint_ms x inflight_guard)"],
+    ["in-flight guard over 1", { rules: [{ ...base, controller: { ...base.controller, inflight_guard: 2 } }] }, "rules[0].controller.inflight_guard: must be <= 1, got 2"],
   ])("%s is rejected naming the field", (_name, config, message) => {
     const envoy = new Envoy({ workers: 1 });
     expect(() => envoy.addPlugin({ name: "a", rootId: "adaptive-ratelimit", wasm, configuration: JSON.stringify(config) })).toThrow(PluginLoadError);

@@ -13,4 +13,8 @@ configurationContract("adaptive-ratelimit", [
   { rules: [rule], reject_status: 200 },
   { rules: [rule], classes: [] },
   { rules: [rule], unknown: true },
+  { rules: [{ ...rule, controller: { ...rule.controller, inflight_guard: 1.5 } }] },
+  { rules: [{ ...rule, controller: { signal: "error_ratio", setpoint_ratio: 0.01, inflight_guard: 0.5 } }] },
+  { rules: [{ ...rule, controller: { signal: "error_ratio", setpoint_ms: 100 } }] },
+  { rules: [{ ...rule, controller: { signal: "latency" } }] },
 ]);

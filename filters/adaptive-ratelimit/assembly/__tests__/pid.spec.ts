@@ -27,6 +27,14 @@ describe("histogram", () => {
     expect(bucketUpper(bucketOf(42)) >= 42).toBe(true);
   });
 
+  it("reads the mean at bucket upper bounds: at most 10% high, never low", () => {
+    const h = new Histogram();
+    expect(h.mean()).toBe(-1);
+    for (let i = 0; i < 50; i++) { h.record(20); h.record(80); }
+    const m = h.mean();
+    expect(m >= 50 && m <= 55).toBe(true);
+  });
+
   it("sums deltas of cumulative snapshots, restarting counters from zero", () => {
     const a = new StaticArray<u32>(BUCKETS), b = new StaticArray<u32>(BUCKETS);
     a[10] = 5; b[10] = 8; b[20] = 2;
@@ -70,8 +78,29 @@ describe("PID step", () => {
 
   it("does not raise an app-limited rate", () => {
     const p = params(), s = coldStart(p, 0);
-    step(p, s, 20, 100, 30, 1000); // demand 30 < half of 100
+    step(p, s, 20, 100, 30, 1000); // demand 30 < 90% of 100
     expect(s.rate).toBe(100);
+    step(p, s, 20, 100, 85, 2000); // 85 is still under 90%: the limit binds nothing
+    expect(s.rate).toBe(100);
+  });
+
+  it("raises a rate under-used on average when it still turned traffic away", () => {
+    const p = params(), s = coldStart(p, 0);
+    step(p, s, 20, 100, 85, 1000, 80, 0.02); // 2% rejected (bursts, or the in-flight guard)
+    expect(s.rate > 100).toBe(true);
+    expect(s.rate <= 100 * (1 + p.maxStep) + 1e-9).toBe(true);
+  });
+
+  it("back under the setpoint after a cut, returns to 95% of the learned capacity in one step", () => {
+    const p = params(), s = coldStart(p, 0);
+    s.ceiling = 200;
+    step(p, s, 40, 100, 300, 1000, 100); // 40 ms is well under the 100 ms setpoint
+    expect(Math.abs(s.rate - 190) < 1e-6).toBe(true);
+    // Near the setpoint (over 80% of it) the ordinary bound applies.
+    const q = params(), t = coldStart(q, 0);
+    t.ceiling = 200;
+    step(q, t, 90, 100, 300, 1000, 100);
+    expect(t.rate <= 100 * (1 + q.maxStep) + 1e-9).toBe(true);
   });
 
   it("creeps within 5% of the throughput where the setpoint was last crossed", () => {
