@@ -9,9 +9,14 @@
 // arrival sequence and plant.
 //
 // Controllers on the same plant: the filter (PID, built module in the host, 4 workers, virtual
-// clock), no limiter, a static limit at nominal capacity (the filter with min = max), AIMD, and
+// clock) with its defaults, the filter with its in-flight guard off (the rate alone), no
+// limiter, a static limit at nominal capacity (the filter with min = max, no guard), AIMD, and
 // a gradient concurrency limiter following Envoy adaptive_concurrency's documented algorithm,
 // minRTT probe included.
+//
+// Options: --only <scenario prefix>, --seed N (arrivals; default 42, the README table),
+// --initial-factor F (the filter's initial_rate as a multiple of capacity; default 1).
+// ARL_TRACE=1 prints the filter's state every second on stderr.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Envoy } from "../runtime/host/src/index.js";
@@ -21,6 +26,14 @@ const WORKERS = 4;
 const SETPOINT_MS = 150;
 const PERCENTILE = 0.99;
 const INTERVAL_MS = 1000;
+function option(name: string, fallback: number): number {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? Number(process.argv[at + 1]) : fallback;
+}
+/** `--seed N`: the arrival sequence (default 42, the one the README table shows). */
+const SEED = option("--seed", 42);
+/** `--initial-factor F`: the filter's initial_rate as a multiple of the plant's capacity (default 1). */
+const INITIAL_FACTOR = option("--initial-factor", 1);
 
 // ---------------------------------------------------------------- randomness and plant
 
@@ -261,7 +274,7 @@ async function runFilter(s: Scenario, times: number[], configuration: object): P
     if (process.env.ARL_TRACE) {
       const w = outcomes.filter((o) => o.arrival >= sec * 1000 && o.arrival < (sec + 1) * 1000);
       const lat = w.filter((o) => o.admitted).map((o) => o.latency!);
-      process.stderr.write(`t=${sec} offered=${w.length} admitted=${lat.length} p99=${percentile(lat, PERCENTILE).toFixed(0)} limit=${envoy.metric("adaptive_ratelimit.api.limit")} measured=${(envoy.metric("adaptive_ratelimit.api.measured_milli") ?? 0) / 1000}\n`);
+      process.stderr.write(`t=${sec} offered=${w.length} admitted=${lat.length} p99=${percentile(lat, PERCENTILE).toFixed(0)} limit=${envoy.metric("adaptive_ratelimit.api.limit")} inflight=${envoy.metric("adaptive_ratelimit.api.inflight")}/${envoy.metric("adaptive_ratelimit.api.inflight_limit")} measured=${(envoy.metric("adaptive_ratelimit.api.measured_milli") ?? 0) / 1000}\n`);
     }
   }
   await envoy.advance(60_000);
@@ -269,20 +282,21 @@ async function runFilter(s: Scenario, times: number[], configuration: object): P
   return outcomes;
 }
 
-function pidConfig(capacity: number): object {
+function pidConfig(capacity: number, guard?: number): object {
   return {
     tick_ms: 100,
     rules: [{
       name: "api", burst_ms: 50,
       controller: { signal: "latency", percentile: PERCENTILE * 100, setpoint_ms: SETPOINT_MS, interval_ms: INTERVAL_MS, min_rate: 10, max_rate: 10 * capacity,
-        initial_rate: capacity, min_samples: 20, max_step: 0.1, max_decrease: 0.5, creep: 0.01, kp: 0.2, ki: 0.3, kd: 0.6, filter: 0.7 },
+        initial_rate: capacity * INITIAL_FACTOR, min_samples: 20, max_step: 0.1, max_decrease: 0.5, creep: 0.01, kp: 0.2, ki: 0.3, kd: 0.6, filter: 0.7,
+        ...(guard === undefined ? {} : { inflight_guard: guard }) },
     }],
   };
 }
 
 function staticConfig(capacity: number): object {
   return {
-    rules: [{ name: "api", burst_ms: 50, controller: { signal: "latency", setpoint_ms: SETPOINT_MS, min_rate: capacity, max_rate: capacity, initial_rate: capacity } }],
+    rules: [{ name: "api", burst_ms: 50, controller: { signal: "latency", setpoint_ms: SETPOINT_MS, min_rate: capacity, max_rate: capacity, initial_rate: capacity, inflight_guard: 0 } }],
   };
 }
 
@@ -294,10 +308,11 @@ async function main(): Promise<void> {
   const all: Array<{ scenario: string; results: Result[] }> = [];
   for (const s of SCENARIOS) {
     if (only && !s.name.startsWith(only)) continue;
-    const times = arrivals(s, 42);
+    const times = arrivals(s, SEED);
     const results: Result[] = [];
     process.stderr.write(`${s.name}: ${times.length} requests\n`);
     results.push(evaluate("adaptive-ratelimit (PID)", s, await runFilter(s, times, pidConfig(capacity))));
+    results.push(evaluate("adaptive-ratelimit, rate only (inflight_guard 0)", s, await runFilter(s, times, pidConfig(capacity, 0))));
     results.push(evaluate("no limiter", s, runPolicy(s, times, none())));
     results.push(evaluate("static limit at capacity", s, await runFilter(s, times, staticConfig(capacity))));
     results.push(evaluate("AIMD", s, runPolicy(s, times, aimd(capacity))));
