@@ -19,6 +19,8 @@ async function fuzzFilter(filter: FilterName): Promise<void> {
   await fc.assert(fc.asyncProperty(request(WORKERS), async (r) => {
     if (sidecar.requests >= 10000 || sidecar.plugin.workerVms.some((vm) => !vm || vm.failed)) {
       maxPages = Math.max(maxPages, ...sidecar.envoy.memoryPages(sidecar.plugin));
+      const left = await sidecar.drained();
+      if (left) throw new Error(left);
       sidecar = new Sidecar(filter, ++rotations);
     }
     const problem = await sidecar.send(r);

@@ -1,7 +1,8 @@
 // The fuzz properties, shared by the short run in `npm test` and `npm run fuzz -- --runs N`.
 // Invariants: no trap; every request gets a decision (a status or a reset); memory pages stay
-// under a bound; a rejected configuration makes on_configure false with exactly one critical
-// line from the filter, and no trap.
+// under a bound; once traffic stops, adaptive-ratelimit counts nothing in flight (no request,
+// answered, rejected or reset, keeps a place in its in-flight guard); a rejected configuration
+// makes on_configure false with exactly one critical line from the filter, and no trap.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -55,6 +56,17 @@ export class Sidecar {
     if (pages > MAX_PAGES) return `memory grew to ${pages} pages`;
     return "";
   }
+
+  /**
+   * After the last request (every one awaited), lets the workers publish and the lease holder
+   * sum: adaptive-ratelimit must count nothing in flight. Returns a problem, or "".
+   */
+  async drained(): Promise<string> {
+    if (this.filter !== "adaptive-ratelimit") return "";
+    await this.envoy.advance(1000);
+    const left = Object.entries(this.envoy.metrics.snapshot()).filter(([k, m]) => k.startsWith("adaptive_ratelimit.") && k.endsWith(".inflight") && m.value !== 0);
+    return left.length === 0 ? "" : `in flight after traffic stopped: ${left.map(([k, m]) => `${k}=${m.value}`).join(", ")}`;
+  }
 }
 
 /** Property: any sequence of hostile requests (and ticks) on one sidecar keeps every invariant. */
@@ -65,6 +77,8 @@ export function requestProperty(filter: FilterName) {
       const problem = await sidecar.send(r);
       if (problem) throw new Error(problem);
     }
+    const left = await sidecar.drained();
+    if (left) throw new Error(left);
   });
 }
 
