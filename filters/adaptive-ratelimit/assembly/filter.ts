@@ -74,7 +74,7 @@ class RuleMetrics {
 class RuleRuntime {
   samples: Samples = new Samples();
   dirty: bool = false;
-  /** This worker's requests in flight for the rule, and the value its last flush published. */
+  /** This worker's requests in flight for the rule (admitted, not yet answered or ended). */
   inflight: i64 = 0;
   /** This worker's part of the in-flight limit (0: no guard yet). */
   inflightPart: f64 = 0;

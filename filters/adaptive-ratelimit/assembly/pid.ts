@@ -8,11 +8,13 @@
 // then clamped to at most `max_step` up or `max_decrease` down per interval (probing above the
 // operating point slowly, backing off from overload fast) and to [min, max]; when clamped,
 // I is recomputed so the output is exactly the clamped one (back-calculation anti-windup).
-// Too few samples: no change at all. Demand below half the rate: no increase (app-limited).
-// Latency below the knee says nothing about where the knee is, so the controller remembers the
-// throughput the upstream sustained when the signal last crossed the setpoint (a capacity
-// estimate, like TCP's slow-start threshold): within 5% under it the rate rises by at most
-// `creep` per interval, above it by a quarter of that (probing for more capacity). While over
+// Too few samples: no change at all. Demand below 90% of the rate with under 0.5% of it
+// rejected: no increase (app-limited). Latency below the knee says nothing about where the
+// knee is, so the controller remembers the throughput the upstream sustained when the signal
+// last crossed the setpoint (a capacity estimate, like TCP's slow-start threshold): within 5%
+// under it the rate rises by at most `creep` per interval, above it by a quarter of that
+// (probing for more capacity); well under the setpoint (80%) after a cut, the rate returns to
+// 95% of it in one step (fast recovery) rather than climbing `max_step` at a time. While over
 // the setpoint, a cut never goes below a share of the throughput just measured, setpoint/signal
 // clamped to [0.5, 0.9]: the signal seen then is partly backlog already draining, and cutting
 // on all of it would undershoot, while a deep backlog still drains at half the throughput;
