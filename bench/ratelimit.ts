@@ -1,12 +1,5 @@
-// The closed-loop benchmark of adaptive-ratelimit (npm run bench:ratelimit).
-//
-// Plant: a FIFO queue in front of `servers` parallel servers; each request needs a service
-// time drawn uniformly from [0.8, 1.2] x `serviceMs` (and, in the low-traffic scenario, 5% of
-// requests take 4x). Capacity = servers / serviceMs. A request's latency is its wait for a
-// free server plus its service time, so latency is flat at low load, climbs steeply near
-// capacity and grows without bound beyond it (the backlog). Arrivals are Poisson, spread
-// round-robin over 4 Envoy workers, from one seeded generator: every controller sees the same
-// arrival sequence and plant.
+// The closed-loop benchmark of adaptive-ratelimit (npm run bench:ratelimit); the plant,
+// scenarios and baselines are in bench/closed-loop.ts.
 //
 // Controllers on the same plant: the filter (PID, built module in the host, 4 workers, virtual
 // clock) with its defaults, the filter with its in-flight guard off (the rate alone), no
@@ -17,15 +10,12 @@
 // Options: --only <scenario prefix>, --seed N (arrivals; default 42, the README table),
 // --initial-factor F (the filter's initial_rate as a multiple of capacity; default 1).
 // ARL_TRACE=1 prints the filter's state every second on stderr.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Envoy } from "../runtime/host/src/index.js";
+import {
+  BASE, INTERVAL_MS, type Result, SCENARIOS, SETPOINT_MS, WORKERS, aimd, arrivals, evaluate, gradient, none, pidConfig, root, runFilter, runPolicy, staticConfig,
+} from "./closed-loop.js";
 
-const root = new URL("..", import.meta.url).pathname;
-const WORKERS = 4;
-const SETPOINT_MS = 150;
-const PERCENTILE = 0.99;
-const INTERVAL_MS = 1000;
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(name);
   return at > 0 ? Number(process.argv[at + 1]) : fallback;
@@ -34,271 +24,6 @@ function option(name: string, fallback: number): number {
 const SEED = option("--seed", 42);
 /** `--initial-factor F`: the filter's initial_rate as a multiple of the plant's capacity (default 1). */
 const INITIAL_FACTOR = option("--initial-factor", 1);
-
-// ---------------------------------------------------------------- randomness and plant
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-class Plant {
-  private free: number[];
-  private random: () => number;
-  constructor(public servers: number, public serviceMs: number, seed: number, private slowShare = 0) {
-    this.free = new Array(servers).fill(0);
-    this.random = rng(seed);
-  }
-  get capacity(): number { return (this.servers * 1000) / this.serviceMs; }
-  /** Changes the number of servers (a capacity drop); queued work stays queued. */
-  resize(servers: number): void {
-    if (servers < this.free.length) this.free.sort((a, b) => a - b).splice(servers);
-    while (this.free.length < servers) this.free.push(0);
-    this.servers = servers;
-  }
-  /** Latency of a request admitted at `t` (ms). */
-  admit(t: number): number {
-    let best = 0;
-    for (let i = 1; i < this.free.length; i++) if (this.free[i] < this.free[best]) best = i;
-    let service = this.serviceMs * (0.8 + 0.4 * this.random());
-    if (this.slowShare > 0 && this.random() < this.slowShare) service *= 4;
-    const start = Math.max(t, this.free[best]);
-    this.free[best] = start + service;
-    return start + service - t;
-  }
-}
-
-// ---------------------------------------------------------------- scenarios
-
-interface Scenario {
-  name: string;
-  seconds: number;
-  /** Seconds at which the disturbance starts (settling and overshoot are measured from it). */
-  disturbanceAt: number;
-  servers: number;
-  serviceMs: number;
-  slowShare?: number;
-  /** Offered requests/s at time t (s). */
-  offered: (t: number, capacity: number) => number;
-  /** Servers at time t (s). */
-  serversAt?: (t: number) => number;
-}
-
-const BASE = { servers: 16, serviceMs: 50 }; // capacity 320 req/s
-
-const SCENARIOS: Scenario[] = [
-  { name: "overload: load steps to 3x capacity", seconds: 60, disturbanceAt: 20, ...BASE, offered: (t, c) => (t < 20 ? 0.6 * c : 3 * c) },
-  { name: "capacity drops by 60% under steady load", seconds: 60, disturbanceAt: 20, ...BASE, offered: (_t, c) => 0.8 * c, serversAt: (t) => (t < 20 ? 16 : 6) },
-  { name: "low traffic: 1 request/s per worker", seconds: 60, disturbanceAt: 0, ...BASE, slowShare: 0.05, offered: () => WORKERS },
-  { name: "recovery after overload", seconds: 60, disturbanceAt: 20, ...BASE, offered: (t, c) => (t < 20 ? 3 * c : 0.6 * c) },
-];
-
-/** Poisson arrival times (ms) for a scenario, from a seed. */
-function arrivals(s: Scenario, seed: number): number[] {
-  const random = rng(seed);
-  const nominal = (BASE.servers * 1000) / BASE.serviceMs;
-  const out: number[] = [];
-  let t = 0;
-  while (t < s.seconds * 1000) {
-    const rate = s.offered(t / 1000, nominal);
-    t += (-Math.log(1 - random()) / rate) * 1000;
-    if (t < s.seconds * 1000) out.push(t);
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------- measurement
-
-interface Outcome { arrival: number; admitted: boolean; latency?: number }
-
-interface Result {
-  controller: string;
-  goodputPct: number;
-  p99Ms: number;
-  rejectedPct: number;
-  settlingIntervals: number | null;
-  overshootPct: number;
-}
-
-function percentile(xs: number[], q: number): number {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
-}
-
-function evaluate(controller: string, s: Scenario, outcomes: Outcome[]): Result {
-  const windows = s.seconds;
-  const p99ByWindow: number[] = [];
-  const completedByWindow: number[][] = Array.from({ length: windows }, () => []);
-  for (const o of outcomes) if (o.admitted && o.latency !== undefined) completedByWindow[Math.floor(o.arrival / 1000)].push(o.latency);
-  for (let w = 0; w < windows; w++) p99ByWindow.push(percentile(completedByWindow[w], PERCENTILE));
-  // Capacity the plant has during the measured (disturbed) phase.
-  const serversAfter = s.serversAt ? s.serversAt(s.seconds - 1) : s.servers;
-  const capacityAfter = (serversAfter * 1000) / s.serviceMs;
-  const from = s.disturbanceAt, to = s.seconds;
-  const measured = outcomes.filter((o) => o.arrival >= from * 1000 && o.arrival < to * 1000);
-  const good = measured.filter((o) => o.admitted && o.latency !== undefined && o.latency <= SETPOINT_MS).length;
-  const goodputPct = (100 * good) / ((to - from) * capacityAfter);
-  const rejectedPct = measured.length === 0 ? 0 : (100 * measured.filter((o) => !o.admitted).length) / measured.length;
-  // Settled: from this window on, every window's p99 stays within 10% above the setpoint.
-  let settled: number | null = null;
-  for (let w = from; w < to; w++) {
-    if (p99ByWindow.slice(w, to).every((p) => p <= SETPOINT_MS * 1.1)) { settled = w - from; break; }
-  }
-  const tail = measured.filter((o) => o.arrival >= Math.max(from, to - 20) * 1000 && o.admitted && o.latency !== undefined).map((o) => o.latency!);
-  const overshoot = Math.max(0, ...p99ByWindow.slice(from, to).map((p) => (100 * (p - SETPOINT_MS)) / SETPOINT_MS));
-  return { controller, goodputPct, p99Ms: percentile(tail, PERCENTILE), rejectedPct, settlingIntervals: settled, overshootPct: overshoot };
-}
-
-// ---------------------------------------------------------------- controllers in TypeScript
-
-/** Runs a pure-TypeScript admission policy against the plant (event-driven). */
-function runPolicy(s: Scenario, times: number[], policy: Policy): Outcome[] {
-  const plant = new Plant(s.servers, s.serviceMs, 7, s.slowShare);
-  const outcomes: Outcome[] = [];
-  const completions: Array<{ at: number; latency: number }> = [];
-  let inflightEnds: number[] = [];
-  let nextControl = INTERVAL_MS / 10;
-  for (const t of times) {
-    while (nextControl <= t) {
-      const done = completions.filter((c) => c.at <= nextControl);
-      policy.control(nextControl, done.map((c) => c.latency));
-      for (const c of done) completions.splice(completions.indexOf(c), 1);
-      nextControl += policy.periodMs;
-    }
-    if (s.serversAt) plant.resize(s.serversAt(t / 1000));
-    inflightEnds = inflightEnds.filter((e) => e > t);
-    if (!policy.admit(t, inflightEnds.length)) { outcomes.push({ arrival: t, admitted: false }); continue; }
-    const latency = plant.admit(t);
-    inflightEnds.push(t + latency);
-    completions.push({ at: t + latency, latency });
-    outcomes.push({ arrival: t, admitted: true, latency });
-  }
-  return outcomes;
-}
-
-interface Policy {
-  periodMs: number;
-  admit(t: number, inflight: number): boolean;
-  /** Called every period with the latencies that completed since the last call. */
-  control(t: number, latencies: number[]): void;
-}
-
-const none = (): Policy => ({ periodMs: 1000, admit: () => true, control: () => {} });
-
-/** AIMD on a token rate: every interval, p99 over the setpoint halves the rate, otherwise +2% of capacity. */
-function aimd(capacity: number): Policy {
-  let rate = capacity, tokens = 0, last = 0;
-  return {
-    periodMs: INTERVAL_MS,
-    admit(t) {
-      tokens = Math.min(rate * 0.1, tokens + ((t - last) * rate) / 1000);
-      last = t;
-      if (tokens < 1) return false;
-      tokens -= 1;
-      return true;
-    },
-    control(_t, latencies) {
-      if (latencies.length < 20) return;
-      if (percentile(latencies, PERCENTILE) > SETPOINT_MS) rate = Math.max(10, rate * 0.5);
-      else rate = rate + 0.02 * capacity;
-    },
-  };
-}
-
-/**
- * Envoy adaptive_concurrency (gradient controller), from its documentation: every
- * concurrency_update_interval (100 ms) the sampled latency (here p99, to match the SLO) gives
- * gradient = clamp((minRTT * 1.25) / sampleRTT, 0.5, 2) and limit = gradient * limit + sqrt(limit),
- * capped at 1000. Every 60 s (jitter 15%), and after 5 windows at the minimum, minRTT is
- * re-measured: the limit is pinned to min_concurrency (3) until 50 requests completed; minRTT
- * is their p50.
- */
-function gradient(): Policy {
-  let limit = 3, minRtt = 0, probing = true, probeSamples: number[] = [], nextProbe = 0, atMinimum = 0;
-  const random = rng(11);
-  return {
-    periodMs: 100,
-    admit(_t, inflight) { return inflight < (probing ? 3 : limit); },
-    control(t, latencies) {
-      if (probing) {
-        probeSamples.push(...latencies);
-        if (probeSamples.length >= 50) {
-          minRtt = percentile(probeSamples, 0.5);
-          probing = false;
-          probeSamples = [];
-          nextProbe = t + 60000 * (1 + 0.15 * (random() * 2 - 1));
-        }
-        return;
-      }
-      if (t >= nextProbe || atMinimum >= 5) { probing = true; atMinimum = 0; return; }
-      if (latencies.length === 0) return;
-      const sample = percentile(latencies, PERCENTILE);
-      const g = Math.min(2, Math.max(0.5, (minRtt * 1.25) / sample));
-      limit = Math.min(1000, Math.max(3, Math.floor(g * limit + Math.sqrt(limit))));
-      atMinimum = limit <= 3 ? atMinimum + 1 : 0;
-    },
-  };
-}
-
-// ---------------------------------------------------------------- the filter in the host
-
-async function runFilter(s: Scenario, times: number[], configuration: object): Promise<Outcome[]> {
-  const envoy = new Envoy({ workers: WORKERS, logLevel: "warn", startTimeMs: 0 });
-  envoy.addPlugin({ name: "adaptive-ratelimit", rootId: "adaptive-ratelimit", vmId: "arl", wasm: readFileSync(join(root, "dist/adaptive-ratelimit.wasm")), configuration: JSON.stringify(configuration) });
-  const plant = new Plant(s.servers, s.serviceMs, 7, s.slowShare);
-  const outcomes: Outcome[] = times.map((t) => ({ arrival: t, admitted: false }));
-  const pending: Promise<unknown>[] = [];
-  times.forEach((t, i) => {
-    envoy.at(t, () => {
-      if (s.serversAt) plant.resize(s.serversAt(t / 1000));
-      pending.push(envoy.request({
-        worker: i % WORKERS, path: "/api/orders", upstream: async () => {
-          const latency = plant.admit(envoy.nowMs());
-          outcomes[i].admitted = true;
-          outcomes[i].latency = latency;
-          await envoy.sleep(latency);
-          return { status: 200 };
-        },
-      }));
-    });
-  });
-  for (let sec = 0; sec < s.seconds; sec++) {
-    await envoy.advance(1000);
-    if (process.env.ARL_TRACE) {
-      const w = outcomes.filter((o) => o.arrival >= sec * 1000 && o.arrival < (sec + 1) * 1000);
-      const lat = w.filter((o) => o.admitted).map((o) => o.latency!);
-      process.stderr.write(`t=${sec} offered=${w.length} admitted=${lat.length} p99=${percentile(lat, PERCENTILE).toFixed(0)} limit=${envoy.metric("adaptive_ratelimit.api.limit")} inflight=${envoy.metric("adaptive_ratelimit.api.inflight")}/${envoy.metric("adaptive_ratelimit.api.inflight_limit")} measured=${(envoy.metric("adaptive_ratelimit.api.measured_milli") ?? 0) / 1000}\n`);
-    }
-  }
-  await envoy.advance(60_000);
-  await Promise.all(pending);
-  return outcomes;
-}
-
-function pidConfig(capacity: number, guard?: number): object {
-  return {
-    tick_ms: 100,
-    rules: [{
-      name: "api", burst_ms: 50,
-      controller: { signal: "latency", percentile: PERCENTILE * 100, setpoint_ms: SETPOINT_MS, interval_ms: INTERVAL_MS, min_rate: 10, max_rate: 10 * capacity,
-        initial_rate: capacity * INITIAL_FACTOR, min_samples: 20, max_step: 0.1, max_decrease: 0.5, creep: 0.01, kp: 0.2, ki: 0.3, kd: 0.6, filter: 0.7,
-        ...(guard === undefined ? {} : { inflight_guard: guard }) },
-    }],
-  };
-}
-
-function staticConfig(capacity: number): object {
-  return {
-    rules: [{ name: "api", burst_ms: 50, controller: { signal: "latency", setpoint_ms: SETPOINT_MS, min_rate: capacity, max_rate: capacity, initial_rate: capacity, inflight_guard: 0 } }],
-  };
-}
 
 // ---------------------------------------------------------------- main
 
@@ -311,8 +36,8 @@ async function main(): Promise<void> {
     const times = arrivals(s, SEED);
     const results: Result[] = [];
     process.stderr.write(`${s.name}: ${times.length} requests\n`);
-    results.push(evaluate("adaptive-ratelimit (PID)", s, await runFilter(s, times, pidConfig(capacity))));
-    results.push(evaluate("adaptive-ratelimit, rate only (inflight_guard 0)", s, await runFilter(s, times, pidConfig(capacity, 0))));
+    results.push(evaluate("adaptive-ratelimit (PID)", s, await runFilter(s, times, pidConfig(capacity, undefined, INITIAL_FACTOR))));
+    results.push(evaluate("adaptive-ratelimit, rate only (inflight_guard 0)", s, await runFilter(s, times, pidConfig(capacity, 0, INITIAL_FACTOR))));
     results.push(evaluate("no limiter", s, runPolicy(s, times, none())));
     results.push(evaluate("static limit at capacity", s, await runFilter(s, times, staticConfig(capacity))));
     results.push(evaluate("AIMD", s, runPolicy(s, times, aimd(capacity))));

@@ -1,0 +1,42 @@
+// The closed loop as a regression test: the built module against the benchmark's simulated
+// upstream (bench/closed-loop.ts), on the seed the README table shows. Virtual time, so the
+// outcome is deterministic; a change to the control law that gives up the issue's targets
+// fails here, not only in `npm run bench:ratelimit`.
+import { describe, expect, test } from "vitest";
+import {
+  SCENARIOS, SETPOINT_MS, aimd, arrivals, evaluate, gradient, none, pidConfig, runFilter, runPolicy, staticConfig,
+} from "../../../bench/closed-loop.js";
+
+const CAPACITY = 320;
+const SEED = 42;
+
+function scenario(prefix: string) {
+  const s = SCENARIOS.find((x) => x.name.startsWith(prefix));
+  if (!s) throw new Error(`no scenario ${prefix}`);
+  return s;
+}
+
+describe("closed loop on the simulated upstream (the README's seed)", () => {
+  test.each(["overload", "capacity drops"])("%s: at least 95 percent of capacity as goodput within the SLO, more than every baseline; p99 at most 110 percent of the setpoint; settled within 10 intervals", async (prefix) => {
+    const s = scenario(prefix);
+    const times = arrivals(s, SEED);
+    const pid = evaluate("pid", s, await runFilter(s, times, pidConfig(CAPACITY)));
+    expect(pid.goodputPct).toBeGreaterThanOrEqual(95);
+    expect(pid.p99Ms).toBeLessThanOrEqual(SETPOINT_MS * 1.1);
+    expect(pid.settlingIntervals).not.toBeNull();
+    expect(pid.settlingIntervals!).toBeLessThanOrEqual(10);
+    const baselines = [
+      evaluate("none", s, runPolicy(s, times, none())),
+      evaluate("static", s, await runFilter(s, times, staticConfig(CAPACITY))),
+      evaluate("aimd", s, runPolicy(s, times, aimd(CAPACITY))),
+      evaluate("gradient", s, runPolicy(s, times, gradient())),
+    ];
+    for (const b of baselines) expect(pid.goodputPct, b.controller).toBeGreaterThan(b.goodputPct);
+  }, 120_000);
+
+  test("low traffic (1 request/s per worker): nothing is rejected", async () => {
+    const s = scenario("low traffic");
+    const r = evaluate("pid", s, await runFilter(s, arrivals(s, SEED), pidConfig(CAPACITY)));
+    expect(r.rejectedPct).toBe(0);
+  }, 60_000);
+});
