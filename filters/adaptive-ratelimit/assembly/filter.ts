@@ -169,6 +169,10 @@ export class RateLimitRoot extends FilterRoot {
       }
       if (rt.rule.inflightGuard > 0) guardStep(rt, workers, snaps);
       this.controlStep(rt, workers, snaps, now);
+      // Workers that left the registry (a restarted VM comes back under a new id) leave these views too.
+      if (rt.seen.size > workers.length) rt.seen = kept(rt.seen, workers);
+      if (rt.lastArrivals.size > workers.length) rt.lastArrivals = kept(rt.lastArrivals, workers);
+      if (rt.arrivalTrend.size > workers.length) rt.arrivalTrend = kept(rt.arrivalTrend, workers);
     }
   }
 
@@ -195,7 +199,12 @@ export class RateLimitRoot extends FilterRoot {
     for (let k = 0; k < workers.length; k++) {
       const cur = snaps[k];
       if (cur === null) continue;
-      const prev: Samples | null = rt.seen.has(workers[k]) ? rt.seen.get(workers[k]) : null;
+      // A worker this leader has not seen yet, once the controller has run (this worker just
+      // took the lease over, or the other one is new): its counts so far are history, not this
+      // interval; they only set the baseline. Before the first measurement they are this interval.
+      const known = rt.seen.has(workers[k]);
+      if (!known && state.measured >= 0) continue;
+      const prev: Samples | null = known ? rt.seen.get(workers[k]) : null;
       hist.addDelta(cur.counts, prev === null ? null : prev.counts);
       arrivals += delta(cur.arrivals, prev === null ? 0 : prev.arrivals);
       completed += delta(cur.completed, prev === null ? 0 : prev.completed);
@@ -240,6 +249,13 @@ export class RateLimitRoot extends FilterRoot {
   createContext(context_id: u32): Context {
     return new RateLimitStream(context_id, this);
   }
+}
+
+/** The entries of `m` whose key is one of `ids`. */
+function kept<T>(m: Map<string, T>, ids: Array<string>): Map<string, T> {
+  const out = new Map<string, T>();
+  for (let i = 0; i < ids.length; i++) if (m.has(ids[i])) out.set(ids[i], m.get(ids[i]));
+  return out;
 }
 
 /** Worker ids in the registry (stale workers have already been dropped from it). */

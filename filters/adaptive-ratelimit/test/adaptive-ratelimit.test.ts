@@ -190,6 +190,24 @@ describe("the controller", () => {
     expect(Number(envoy.sharedData.lastWriter("arl", "arl:c:api"))).toBe(1 - holderWorker);
   });
 
+  test("a new lease holder counts the other workers' samples from its takeover on, not their whole history", async () => {
+    const { envoy, plugin } = limiter(adaptive(), 2);
+    // 50/s against a limit of 100: app-limited, so the limit must stay where it is.
+    await offer(envoy, 50, 5, { latencyMs: 5 });
+    expect(limitOf(envoy)).toBe(100);
+    const holderWorker = Number(envoy.sharedData.lastWriter("arl", "arl:lease"));
+    plugin.workerVms[holderWorker]!.failed = true;
+    const limits: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await offer(envoy, 50, 1, { latencyMs: 5 });
+      limits.push(limitOf(envoy)!);
+    }
+    // Had the new holder taken every cumulative count as one interval's, demand would have
+    // looked like thousands per second and the limit would have been raised.
+    expect(Number(envoy.sharedData.lastWriter("arl", "arl:c:api"))).toBe(1 - holderWorker);
+    expect(limits).toEqual([100, 100, 100, 100, 100, 100]);
+  });
+
   test("a reload with new gains keeps the current limit (bumpless)", async () => {
     const envoy = new Envoy({ workers: 1 });
     const first = envoy.addPlugin({ name: "a", rootId: "adaptive-ratelimit", vmId: "arl", wasm, configuration: JSON.stringify(adaptive({ max_step: 0.5 })) });
