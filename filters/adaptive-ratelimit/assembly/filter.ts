@@ -98,6 +98,8 @@ export class RateLimitRoot extends FilterRoot {
   settings: Settings = new Settings();
   runtimes: Array<RuleRuntime> = new Array<RuleRuntime>();
   workerId: u64 = 0;
+  /** workerId as it appears in the registry and in sample-slot keys. */
+  workerKey: string = "";
   ticks: u64 = 0;
   nameBytes: ArrayBuffer = new ArrayBuffer(0);
   headerBytes: Array<ArrayBuffer> = new Array<ArrayBuffer>();
@@ -125,6 +127,7 @@ export class RateLimitRoot extends FilterRoot {
     for (let i = 0; i < next.rules.length; i++) this.headerBytes.push(String.UTF8.encode(next.rules[i].headerName));
     if (this.workerId == 0) {
       this.workerId = nextSharedId("arl:seq");
+      this.workerKey = this.workerId.toString();
     }
     // A new rule starts cold; a rule that stays keeps its controller (bumpless, see step()).
     const now = nowMs();
@@ -141,7 +144,7 @@ export class RateLimitRoot extends FilterRoot {
       const rt = this.runtimes[i];
       if (rt.dirty) {
         rt.samples.inflight = rt.inflight > 0 ? <u64>rt.inflight : 0;
-        setShared(sampleKey(rt.rule, this.workerId), rt.samples.encode(), 0);
+        setShared(sampleKey(rt.rule, this.workerKey), rt.samples.encode(), 0);
         rt.dirty = false;
       }
     }
@@ -164,7 +167,7 @@ export class RateLimitRoot extends FilterRoot {
       const rt = this.runtimes[i];
       const snaps = new Array<Samples | null>(workers.length);
       for (let k = 0; k < workers.length; k++) {
-        const raw = getShared(sampleKey(rt.rule, U64.parseInt(workers[k])));
+        const raw = getShared(sampleKey(rt.rule, workers[k]));
         snaps[k] = raw === null ? null : Samples.decode(raw.value);
       }
       if (rt.rule.inflightGuard > 0) guardStep(rt, workers, snaps);
@@ -338,8 +341,8 @@ function delta(cur: u64, prev: u64): u64 {
   return cur >= prev ? cur - prev : cur;
 }
 
-function sampleKey(rule: Rule, worker: u64): string {
-  return "arl:s:" + rule.name + ":" + worker.toString();
+function sampleKey(rule: Rule, worker: string): string {
+  return "arl:s:" + rule.name + ":" + worker;
 }
 function controllerKey(rule: Rule): string {
   return "arl:c:" + rule.name;
