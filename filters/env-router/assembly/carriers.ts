@@ -42,25 +42,31 @@ export class BaggageResult {
  */
 export function baggageMember(header: string, key: string): BaggageResult {
   if (header.length > BAGGAGE_MAX_BYTES) return new BaggageResult(null, true);
-  let members = 0;
-  let found: string | null = null;
-  let start = 0;
-  for (let i = 0; i <= header.length; i++) {
-    if (i < header.length && header.charCodeAt(i) != 0x2c) continue;
-    const member = trimOws(header.substring(start, i));
-    start = i + 1;
-    if (member.length == 0) continue;
-    members++;
-    if (members > BAGGAGE_MAX_MEMBERS) return new BaggageResult(null, true);
-    if (found !== null) continue;
+  const members = baggageMembers(header);
+  if (members.length > BAGGAGE_MAX_MEMBERS) return new BaggageResult(null, true);
+  for (let i = 0; i < members.length; i++) {
+    const member = members[i];
     const semi = member.indexOf(";");
     const kv = semi >= 0 ? member.substring(0, semi) : member;
     const eq = kv.indexOf("=");
     if (eq <= 0) continue;
     if (trimOws(kv.substring(0, eq)) != key) continue;
-    found = percentDecode(trimOws(kv.substring(eq + 1)));
+    return new BaggageResult(percentDecode(trimOws(kv.substring(eq + 1))), false);
   }
-  return new BaggageResult(found, false);
+  return new BaggageResult(null, false);
+}
+
+/** The non-empty list members of a baggage header: split on ',', OWS trimmed. */
+function baggageMembers(header: string): Array<string> {
+  const out = new Array<string>();
+  let start = 0;
+  for (let i = 0; i <= header.length; i++) {
+    if (i < header.length && header.charCodeAt(i) != 0x2c) continue;
+    const member = trimOws(header.substring(start, i));
+    start = i + 1;
+    if (member.length > 0) out.push(member);
+  }
+  return out;
 }
 
 /**
@@ -71,12 +77,9 @@ export function withBaggageMember(header: string | null, key: string, value: str
   let out = "";
   let members = 0;
   if (header !== null) {
-    let start = 0;
-    for (let i = 0; i <= header.length; i++) {
-      if (i < header.length && header.charCodeAt(i) != 0x2c) continue;
-      const member = trimOws(header.substring(start, i));
-      start = i + 1;
-      if (member.length == 0) continue;
+    const all = baggageMembers(header);
+    for (let i = 0; i < all.length; i++) {
+      const member = all[i];
       const eq = member.indexOf("=");
       if (eq > 0 && trimOws(member.substring(0, eq)) == key) continue;
       out += (out.length > 0 ? "," : "") + member;
