@@ -5,9 +5,8 @@
 // strict stateful_session on the ingress gateway for podip-router.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { wasmPlugin } from "../../manifests/src/wasm.js";
+import { CONTEXT, beforeRouterMatch, envoyFilterResource, wasmPlugin } from "../../manifests/src/wasm.js";
 import { subsetName } from "../../manifests/src/env-router.js";
-import { PROXY_VERSION_REGEX } from "../../manifests/src/wasm.js";
 import { statefulSessionFilter, SESSION_HEADER, PIN_HEADER } from "../../manifests/src/podip-router.js";
 import { preserveCaseEnvoyFilter } from "../../manifests/src/header-normalizer.js";
 
@@ -94,17 +93,9 @@ export function istioResources(digests: Record<string, string>, registry: string
     plugin("env-router-gateway", "env-router", gw, "gateway", "istio-system", "STATS", 100, "FAIL_OPEN", { mode: "gateway", services, trust: { source_cidrs: ["0.0.0.0/0"] }, explain: true, ...stamp }),
     plugin("env-router-outbound", "env-router", { "env-router": "enabled" }, "sidecar-outbound", NS, "STATS", 100, "FAIL_OPEN", { mode: "outbound", services }),
     plugin("env-router-inbound", "env-router", { "env-router": "enabled" }, "sidecar-inbound", NS, "STATS", 100, "FAIL_OPEN", { mode: "inbound" }),
-    {
-      apiVersion: "networking.istio.io/v1alpha3", kind: "EnvoyFilter", metadata: { name: "podip-session", namespace: "istio-system" },
-      spec: {
-        workloadSelector: { labels: gw },
-        configPatches: [{
-          applyTo: "HTTP_FILTER",
-          match: { context: "GATEWAY", proxy: { proxyVersion: PROXY_VERSION_REGEX }, listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager", subFilter: { name: "envoy.filters.http.router" } } } } },
-          patch: { operation: "INSERT_BEFORE", value: statefulSessionFilter(SESSION_HEADER) },
-        }],
-      },
-    },
+    envoyFilterResource({ name: "podip-session", namespace: "istio-system" }, gw, [
+      { applyTo: "HTTP_FILTER", match: beforeRouterMatch(CONTEXT.gateway), patch: { operation: "INSERT_BEFORE", value: statefulSessionFilter(SESSION_HEADER) } },
+    ]),
   );
   // Header-name case kept on the HTTP/1 hops: the ingress gateway and the web pods' sidecars.
   const onWeb: any = preserveCaseEnvoyFilter();

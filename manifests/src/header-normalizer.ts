@@ -1,7 +1,7 @@
 // header-normalizer's resources: the filter on a workload's inbound sidecar and on the gateway
 // (EnvoyFilter or WasmPlugin), and the preserve_case formatter that restores header-name case on
 // HTTP/1 hops (on the connection managers and on the clusters; Envoy's own headers Proper-Case).
-import { CONTEXT, HCM_TYPE, PROXY_VERSION_REGEX, envoyFilter, hcmListener, suiteMetadata, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { CONTEXT, HCM_TYPE, PROXY_VERSION_REGEX, envoyFilter, envoyFilterResource, hcmListener, suiteMetadata, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export const PRESERVE_CASE = {
   name: "preserve_case",
@@ -53,15 +53,8 @@ export function preserveCaseEnvoyFilter(): Record<string, unknown> {
     match: { context, proxy: { proxyVersion: PROXY_VERSION_REGEX } },
     patch: { operation: "MERGE", value: { typed_extension_protocol_options: clusterProtocolOptions() } },
   });
-  return {
-    apiVersion: "networking.istio.io/v1alpha3",
-    kind: "EnvoyFilter",
-    metadata: suiteMetadata("header-normalizer-preserve-case", "default", "header-normalizer"),
-    spec: {
-      workloadSelector: { labels: SELECTOR },
-      configPatches: [hcm(CONTEXT["sidecar-inbound"]), hcm(CONTEXT["sidecar-outbound"]), cluster(CONTEXT["sidecar-inbound"]), cluster(CONTEXT["sidecar-outbound"])],
-    },
-  };
+  return envoyFilterResource(suiteMetadata("header-normalizer-preserve-case", "default", "header-normalizer"), SELECTOR,
+    [hcm(CONTEXT["sidecar-inbound"]), hcm(CONTEXT["sidecar-outbound"]), cluster(CONTEXT["sidecar-inbound"]), cluster(CONTEXT["sidecar-outbound"])]);
 }
 
 /** Standalone Envoy: the filter in front of an HTTP/1.1 app, with case preserved on both sides. */

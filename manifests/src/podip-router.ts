@@ -3,7 +3,7 @@
 // only routes to real endpoints of the route's own EDS cluster, over its usual mTLS.
 // Original-dst mode (opt-in): a dedicated ORIGINAL_DST cluster with the mesh's mTLS and a route
 // selecting it when the filter marked the request.
-import { CONTEXT, PROXY_VERSION_REGEX, hcmListener, suiteMetadata, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { CONTEXT, PROXY_VERSION_REGEX, beforeRouterMatch, envoyFilterResource, hcmListener, suiteMetadata, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export interface PodIpSpec {
   namespace: string;
@@ -93,44 +93,24 @@ export function pinRoute(): Record<string, unknown> {
   };
 }
 
-const GATEWAY_HCM_MATCH = {
-  context: CONTEXT.gateway,
-  proxy: { proxyVersion: PROXY_VERSION_REGEX },
-  listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager", subFilter: { name: "envoy.filters.http.router" } } } },
-};
+const GATEWAY_HCM_MATCH = beforeRouterMatch(CONTEXT.gateway);
 
 export function sessionEnvoyFilter(spec: PodIpSpec): Record<string, unknown> {
-  return {
-    apiVersion: "networking.istio.io/v1alpha3",
-    kind: "EnvoyFilter",
-    metadata: suiteMetadata("podip-router", spec.namespace, "podip-router"),
-    spec: {
-      workloadSelector: { labels: spec.gatewaySelector },
-      configPatches: [
-        { applyTo: "HTTP_FILTER", match: GATEWAY_HCM_MATCH, patch: { operation: "INSERT_BEFORE", value: podipFilter(spec, "/var/local/lib/wasm/podip-router.wasm") } },
-        { applyTo: "HTTP_FILTER", match: GATEWAY_HCM_MATCH, patch: { operation: "INSERT_BEFORE", value: statefulSessionFilter(SESSION_HEADER) } },
-      ],
-    },
-  };
+  return envoyFilterResource(suiteMetadata("podip-router", spec.namespace, "podip-router"), spec.gatewaySelector, [
+    { applyTo: "HTTP_FILTER", match: GATEWAY_HCM_MATCH, patch: { operation: "INSERT_BEFORE", value: podipFilter(spec, "/var/local/lib/wasm/podip-router.wasm") } },
+    { applyTo: "HTTP_FILTER", match: GATEWAY_HCM_MATCH, patch: { operation: "INSERT_BEFORE", value: statefulSessionFilter(SESSION_HEADER) } },
+  ]);
 }
 
 export function originalDstEnvoyFilter(spec: PodIpSpec): Record<string, unknown> {
-  return {
-    apiVersion: "networking.istio.io/v1alpha3",
-    kind: "EnvoyFilter",
-    metadata: suiteMetadata("podip-router-original-dst", spec.namespace, "podip-router"),
-    spec: {
-      workloadSelector: { labels: spec.gatewaySelector },
-      configPatches: [
-        { applyTo: "CLUSTER", match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX } }, patch: { operation: "ADD", value: originalDstCluster(spec.trustDomain) } },
-        {
-          applyTo: "HTTP_ROUTE",
-          match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX }, routeConfiguration: { vhost: { name: spec.gatewayVirtualHost } } },
-          patch: { operation: "INSERT_FIRST", value: pinRoute() },
-        },
-      ],
+  return envoyFilterResource(suiteMetadata("podip-router-original-dst", spec.namespace, "podip-router"), spec.gatewaySelector, [
+    { applyTo: "CLUSTER", match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX } }, patch: { operation: "ADD", value: originalDstCluster(spec.trustDomain) } },
+    {
+      applyTo: "HTTP_ROUTE",
+      match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX }, routeConfiguration: { vhost: { name: spec.gatewayVirtualHost } } },
+      patch: { operation: "INSERT_FIRST", value: pinRoute() },
     },
-  };
+  ]);
 }
 
 /** Standalone Envoy: the filter, the strict session filter and the router in front of a static "web" cluster. */

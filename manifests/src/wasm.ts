@@ -77,29 +77,22 @@ export interface IstioPlacementSpec extends WasmFilterSpec {
  * the module can be pulled from a registry.
  */
 export function envoyFilter(spec: IstioPlacementSpec): Record<string, unknown> {
+  return envoyFilterResource(suiteMetadata(spec.name, spec.namespace, spec.filter), spec.selector, [
+    { applyTo: "HTTP_FILTER", match: beforeRouterMatch(CONTEXT[spec.placement]), patch: { operation: "INSERT_BEFORE", value: wasmHttpFilter(spec) } },
+  ]);
+}
+
+/** An Istio EnvoyFilter (networking.istio.io/v1alpha3) applied to the workloads `selector` picks. */
+export function envoyFilterResource(metadata: Record<string, unknown>, selector: Record<string, string>, configPatches: unknown[]): Record<string, unknown> {
+  return { apiVersion: "networking.istio.io/v1alpha3", kind: "EnvoyFilter", metadata, spec: { workloadSelector: { labels: selector }, configPatches } };
+}
+
+/** The match of an HTTP filter inserted just before the router of the HTTP connection manager in `context`. */
+export function beforeRouterMatch(context: string): Record<string, unknown> {
   return {
-    apiVersion: "networking.istio.io/v1alpha3",
-    kind: "EnvoyFilter",
-    metadata: suiteMetadata(spec.name, spec.namespace, spec.filter),
-    spec: {
-      workloadSelector: { labels: spec.selector },
-      configPatches: [{
-        applyTo: "HTTP_FILTER",
-        match: {
-          context: CONTEXT[spec.placement],
-          proxy: { proxyVersion: PROXY_VERSION_REGEX },
-          listener: {
-            filterChain: {
-              filter: {
-                name: "envoy.filters.network.http_connection_manager",
-                subFilter: { name: "envoy.filters.http.router" },
-              },
-            },
-          },
-        },
-        patch: { operation: "INSERT_BEFORE", value: wasmHttpFilter(spec) },
-      }],
-    },
+    context,
+    proxy: { proxyVersion: PROXY_VERSION_REGEX },
+    listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager", subFilter: { name: "envoy.filters.http.router" } } } },
   };
 }
 
