@@ -246,6 +246,25 @@ export function nextSharedId(key: string): u64 {
   return inc.value;
 }
 
+/**
+ * A lease in shared data: `key` holds "<holder> <expiry ms>". Taken with CAS when absent or
+ * expired, renewed by its holder; true when `holder` holds it now, until nowMs + ttlMs.
+ * One attempt: a lost race means another worker holds it.
+ */
+export function takeSharedLease(key: string, holder: u64, nowMs: i64, ttlMs: i64): bool {
+  const cur = getShared(key);
+  let cas: u32 = 0;
+  if (cur !== null) {
+    const text = String.UTF8.decode(cur.value);
+    const sp = text.indexOf(" ");
+    const current = sp > 0 ? U64.parseInt(text.substring(0, sp)) : 0;
+    const expiry = sp > 0 ? F64.parseFloat(text.substring(sp + 1)) : 0;
+    if (current != holder && expiry > <f64>nowMs) return false;
+    cas = cur.cas;
+  }
+  return setShared(key, String.UTF8.encode(holder.toString() + " " + (nowMs + ttlMs).toString()), cas) == Status.Ok;
+}
+
 // ---------------------------------------------------------------- queues
 
 export function registerQueue(name: string): i64 {

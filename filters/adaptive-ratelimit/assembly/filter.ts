@@ -5,7 +5,7 @@
 import { Context, FilterHeadersStatusValues } from "@solo-io/proxy-runtime/assembly";
 import {
   FilterRoot, FilterStream, Header, MapType, Metric, PairsView, Status, SharedUpdate,
-  getHeadersRaw, getHeader, setHeader, getShared, setShared, casUpdate, nextSharedId, sendLocalResponse, setTickPeriod,
+  getHeadersRaw, getHeader, setHeader, getShared, setShared, casUpdate, nextSharedId, takeSharedLease, sendLocalResponse, setTickPeriod,
   nowNanos, counter, gauge, logInfo, logWarn,
 } from "../../../runtime/assembly/index";
 import { Histogram, bucketOf } from "./histogram";
@@ -161,7 +161,9 @@ export class RateLimitRoot extends FilterRoot {
       rt.guardLimit = g === null ? 0 : g.limit;
       rt.guardOthers = g === null ? 0 : g.othersOf(this.workerId);
     }
-    if (!takeLease(this.workerId, now, 3 * (minInterval > <f64>s.tickMs ? minInterval : <f64>s.tickMs))) return;
+    // One controller per Envoy: the worker holding the lease (expiring after three intervals).
+    const leaseMs: f64 = 3 * (minInterval > <f64>s.tickMs ? minInterval : <f64>s.tickMs);
+    if (!takeSharedLease("arl:lease", this.workerId, <i64>now, <i64>leaseMs)) return;
     const workers = registeredWorkers();
     for (let i = 0; i < this.runtimes.length; i++) {
       const rt = this.runtimes[i];
@@ -401,21 +403,6 @@ function publishRate(rule: Rule, rate: f64, epoch: u32, now: f64): void {
     if (k.tokens > k.capacity) k.tokens = k.capacity;
     if (setShared(bucketKey(rule), k.encode(), cur === null ? 0 : cur.cas) == Status.Ok) return;
   }
-}
-
-/** The lease: "<worker> <expiry>", taken with CAS when free or expired, renewed by its holder. */
-function takeLease(worker: u64, now: f64, ttlMs: f64): bool {
-  const cur = getShared("arl:lease");
-  let cas: u32 = 0;
-  if (cur !== null) {
-    const text = String.UTF8.decode(cur.value);
-    const sp = text.indexOf(" ");
-    const holder = sp > 0 ? U64.parseInt(text.substring(0, sp)) : 0;
-    const expiry = sp > 0 ? F64.parseFloat(text.substring(sp + 1)) : 0;
-    if (holder != worker && expiry > now) return false;
-    cas = cur.cas;
-  }
-  return setShared("arl:lease", String.UTF8.encode(worker.toString() + " " + (now + ttlMs).toString()), cas) == Status.Ok;
 }
 
 class Take {

@@ -3,7 +3,7 @@
 import { Context, FilterHeadersStatusValues } from "@solo-io/proxy-runtime/assembly";
 import {
   FilterRoot, FilterStream, Header, MapType, LogLevel, Metric, PairsView, ConfigReader,
-  getHeadersRaw, setHeader, removeHeader, getPropertyString, getShared, setShared, nextSharedId,
+  getHeadersRaw, setHeader, removeHeader, getPropertyString, getShared, setShared, nextSharedId, takeSharedLease,
   setTickPeriod, nowMillis, httpCallStatus, httpCallBody, counter, logEnabled, logDebug, logInfo, logWarn,
   getEnv, parseIpLenient, Status,
 } from "../../../runtime/assembly/index";
@@ -110,23 +110,9 @@ export class EnvRouterRoot extends FilterRoot {
     else this.refreshFailed("http_call to cluster " + c.cluster + " failed with status " + (-token).toString());
   }
 
-  /**
-   * One worker per Envoy refreshes: the lease is a shared-data key holding "<worker> <expiry>",
-   * taken with CAS when free or expired, renewed by its holder.
-   */
+  /** One worker per Envoy refreshes: it holds the controller's lease in shared data. */
   private takeLease(now: i64, ttl: i64): bool {
-    const key = "env-router:lease:" + this.settings.controller!.cluster + this.settings.controller!.path;
-    const cur = getShared(key);
-    let cas: u32 = 0;
-    if (cur !== null) {
-      const text = String.UTF8.decode(cur.value);
-      const sp = text.indexOf(" ");
-      const holder = sp > 0 ? U64.parseInt(text.substring(0, sp)) : 0;
-      const expiry = sp > 0 ? I64.parseInt(text.substring(sp + 1)) : 0;
-      if (holder != this.workerId && expiry > now) return false;
-      cas = cur.cas;
-    }
-    return setShared(key, String.UTF8.encode(this.workerId.toString() + " " + (now + ttl).toString()), cas) == Status.Ok;
+    return takeSharedLease("env-router:lease:" + this.settings.controller!.cluster + this.settings.controller!.path, this.workerId, now, ttl);
   }
 
   /** Adopts the map another worker published, when it changed. */
