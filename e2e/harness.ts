@@ -1,83 +1,97 @@
-// The e2e harness: starts the front (local gateway, or real Envoy) with the example upstreams,
-// and speaks raw HTTP/1.1 to it (duplicate header lines must stay duplicate lines).
-import { spawn, spawnSync } from "node:child_process";
+// The e2e harness: starts a front (the local gateway over the suite's host, or real Envoy) with
+// the example upstreams, and speaks raw HTTP/1.1 to it (duplicate header lines must stay
+// duplicate lines, and the case of names must be seen as sent).
 import { request as httpRequest } from "node:http";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { stringify } from "yaml";
-import { interpret, loadBootstrap } from "../runtime/gateway/bootstrap.js";
+import { connect } from "node:net";
+import { inject } from "vitest";
+import { interpret } from "../runtime/gateway/bootstrap.js";
 import { echoInstances, startEcho } from "../runtime/gateway/echo.js";
+import { startEnvoy } from "../runtime/gateway/envoy.js";
 import { startGateway } from "../runtime/gateway/gateway.js";
 
 export const root = new URL("..", import.meta.url).pathname;
-export const TARGET = (process.env.E2E_TARGET ?? "local") as "local" | "envoy" | "kind";
 
-export function envoyAvailable(): boolean {
-  return !spawnSync("envoy", ["--version"]).error;
+/** Where the suite runs: the local gateway, real Envoy (one entry per version), or kind. */
+export type Target =
+  | { kind: "local"; name: "local" }
+  | { kind: "envoy"; name: string; version: string; bin: string }
+  | { kind: "kind"; name: "kind" };
+
+/**
+ * E2E_TARGET picks: `local`, `envoy`, `kind`, or unset for local and every Envoy version
+ * (what `npm test` runs). The Envoy binaries come from the global setup (test/envoy.global.ts),
+ * which fails the run when one cannot be had: never a skip.
+ */
+export function targets(): Target[] {
+  const want = process.env.E2E_TARGET ?? "all";
+  if (want === "kind") return [{ kind: "kind", name: "kind" }];
+  const out: Target[] = [];
+  if (want === "all" || want === "local") out.push({ kind: "local", name: "local" });
+  if (want === "all" || want === "envoy") {
+    for (const e of inject("envoys")) out.push({ kind: "envoy", name: `envoy ${e.version}`, version: e.version, bin: e.bin });
+  }
+  if (out.length === 0) throw new Error(`E2E_TARGET=${want}: expected local, envoy or kind`);
+  return out;
 }
 
 export interface Front {
+  target: Target;
   url: string;
-  /** The same routes without the suite's wasm filters (local target only). */
-  controlUrl?: string;
+  /** The front's log (Envoy's log, or the wasm log lines of the local gateway). */
+  log(): string;
   stop(): Promise<void>;
 }
 
-async function waitFor(url: string, ms = 10000): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    try {
-      await send(url, { path: "/" });
-      return;
-    } catch (err) {
-      if (Date.now() > until) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-/** Starts the example upstreams and the front for a bootstrap (a file, or an object written to a temp file). */
-export async function startFront(bootstrap: string | object, opts: { control?: boolean; workers?: number } = {}): Promise<Front> {
-  if (TARGET === "kind") {
+/** Starts the example upstreams and the front for a bootstrap object. */
+export async function startFront(target: Target, bootstrap: Record<string, any>, opts: { workers?: number; upstreams?: boolean } = {}): Promise<Front> {
+  if (target.kind === "kind") {
     const url = process.env.E2E_GATEWAY_URL;
     if (!url) throw new Error("E2E_TARGET=kind: E2E_GATEWAY_URL is not set (run e2e/kind/run.sh)");
-    return { url, async stop() {} };
+    return { target, url, log: () => "", async stop() {} };
   }
-  const file = typeof bootstrap === "string" ? bootstrap : join(mkdtempSync(join(tmpdir(), "e2e-")), "bootstrap.yaml");
-  if (typeof bootstrap !== "string") writeFileSync(file, stringify(bootstrap));
-  const cfg = typeof bootstrap === "string" ? loadBootstrap(file) : interpret(bootstrap);
-  let port = cfg.listener.port;
-  const stopEcho = await startEcho(echoInstances(cfg.clusters.values()), () => port);
-  if (TARGET === "envoy") {
-    const child = spawn("envoy", ["-c", file, "--base-id", String(Math.floor(Math.random() * 60000)), "--log-level", "error"], { cwd: root, stdio: "ignore" });
-    const url = `http://127.0.0.1:${port}`;
-    await waitFor(url);
-    return { url, async stop() { child.kill("SIGTERM"); await stopEcho(); } };
+  const cfg = interpret(bootstrap);
+  let port = 0;
+  const stopEcho = opts.upstreams === false ? async () => {} : await startEcho(echoInstances(cfg.clusters.values()), () => port);
+  try {
+    if (target.kind === "envoy") {
+      const envoy = await startEnvoy({ bin: target.bin, bootstrap, cwd: root, concurrency: opts.workers ?? 4, logLevel: "info" });
+      port = envoy.ports.get(cfg.listener.name)!;
+      return { target, url: `http://127.0.0.1:${port}`, log: envoy.log, async stop() { await envoy.stop(); await stopEcho(); } };
+    }
+    const lines: string[] = [];
+    const gw = await startGateway({ bootstrap: cfg, root, port: 0, workers: opts.workers ?? 4, logLevel: "info", onLog: (l) => lines.push(l) });
+    port = gw.port;
+    return {
+      target,
+      url: `http://127.0.0.1:${gw.port}`,
+      log: () => lines.join("\n"),
+      async stop() { await gw.stop(); await stopEcho(); },
+    };
+  } catch (err) {
+    await stopEcho();
+    throw err;
   }
-  const gw = await startGateway({ bootstrap: cfg, root, port: 0, control: opts.control, workers: opts.workers });
-  port = gw.port;
-  return {
-    url: `http://127.0.0.1:${gw.port}`,
-    controlUrl: gw.controlPort ? `http://127.0.0.1:${gw.controlPort}` : undefined,
-    async stop() { await gw.stop(); await stopEcho(); },
-  };
 }
 
 export interface Reply {
   status: number;
+  /** Header names lowercased, repeats joined with ", ". */
   headers: Record<string, string>;
+  /** Header lines as received: order and case kept. */
+  raw: Array<[string, string]>;
   body: string;
   json(): any;
 }
 
+export interface Request { method?: string; path: string; headers?: Array<[string, string]>; body?: string }
+
 /** One HTTP/1.1 request; `headers` are sent as separate lines, in order, case kept. */
-export function send(base: string, req: { method?: string; path: string; headers?: Array<[string, string]>; body?: string }): Promise<Reply> {
+export function send(base: string, req: Request): Promise<Reply> {
   const u = new URL(base);
   const raw: string[] = [];
   for (const [k, v] of req.headers ?? []) raw.push(k, v);
   // With raw header lines Node adds no Host of its own.
-  if (!(req.headers ?? []).some(([k]) => k.toLowerCase() === "host")) raw.push("Host", TARGET === "kind" ? "web" : u.host);
+  if (!(req.headers ?? []).some(([k]) => k.toLowerCase() === "host")) raw.push("Host", process.env.E2E_TARGET === "kind" ? "web" : u.host);
   if (req.body !== undefined) raw.push("content-length", String(Buffer.byteLength(req.body)));
   return new Promise((resolve, reject) => {
     const r = httpRequest({ host: u.hostname, port: Number(u.port), method: req.method ?? (req.body !== undefined ? "POST" : "GET"), path: req.path, headers: raw, agent: false }, (res) => {
@@ -87,11 +101,36 @@ export function send(base: string, req: { method?: string; path: string; headers
         const body = Buffer.concat(chunks).toString("utf8");
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(res.headers)) headers[k] = Array.isArray(v) ? v.join(", ") : String(v);
-        resolve({ status: res.statusCode ?? 0, headers, body, json: () => JSON.parse(body) });
+        const pairs: Array<[string, string]> = [];
+        for (let i = 0; i < res.rawHeaders.length; i += 2) pairs.push([res.rawHeaders[i], res.rawHeaders[i + 1]]);
+        resolve({ status: res.statusCode ?? 0, headers, raw: pairs, body, json: () => JSON.parse(body) });
       });
     });
     r.on("error", reject);
     r.end(req.body);
+  });
+}
+
+/**
+ * Writes `head` (request line and header lines, CRLF added) and a body on a raw TCP socket and
+ * returns the response's status line and header lines exactly as they came (no HTTP client in
+ * between to lowercase or merge them), and the rest as the body.
+ */
+export function sendRaw(base: string, head: string[], body = ""): Promise<{ statusLine: string; lines: string[]; body: string }> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(u.port), u.hostname);
+    const chunks: Buffer[] = [];
+    sock.setTimeout(10000, () => sock.destroy(new Error("raw request timed out")));
+    sock.on("connect", () => sock.write([...head, "Connection: close", "", ""].join("\r\n") + body));
+    sock.on("data", (c: Buffer) => chunks.push(c));
+    sock.on("error", reject);
+    sock.on("close", () => {
+      const text = Buffer.concat(chunks).toString("latin1");
+      const end = text.indexOf("\r\n\r\n");
+      const lines = text.slice(0, end < 0 ? text.length : end).split("\r\n");
+      resolve({ statusLine: lines[0] ?? "", lines: lines.slice(1), body: end < 0 ? "" : text.slice(end + 4) });
+    });
   });
 }
 
@@ -108,7 +147,7 @@ export function hops(reply: Reply): string[] {
 }
 
 /** Pinning targets: the local example replicas, or the web pods run.sh found in the cluster. */
-export const PIN = TARGET === "kind"
+export const PIN = process.env.E2E_TARGET === "kind"
   ? (() => {
     const pods = (process.env.E2E_WEB_PODS ?? "").split(",").filter(Boolean);
     const ip = (pods[0] ?? "10.244.0.10:8080").split(":")[0];

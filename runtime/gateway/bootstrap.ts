@@ -15,7 +15,7 @@ export interface WasmFilterConfig {
 export interface SessionFilterConfig { kind: "stateful_session"; header: string; strict: boolean }
 export type FilterConfig = WasmFilterConfig | SessionFilterConfig;
 
-export interface RouteConfig { prefix: string; headers: Array<{ name: string; exact: string }>; cluster: string }
+export interface RouteConfig { prefix: string; headers: Array<{ name: string; exact: string }>; cluster: string; timeoutMs: number }
 export interface VirtualHost { name: string; domains: string[]; routes: RouteConfig[] }
 export interface ClusterConfig { name: string; type: "STATIC" | "ORIGINAL_DST"; endpoints: Array<{ address: string; port: number }> }
 
@@ -40,6 +40,13 @@ const T = {
   router: "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
   string: "type.googleapis.com/google.protobuf.StringValue",
 };
+
+/** A protobuf Duration in its JSON/YAML form ("30s", "0.5s") in milliseconds. */
+function durationMs(text: unknown, path: string): number {
+  const m = typeof text === "string" ? /^(\d+(?:\.\d+)?)s$/.exec(text) : null;
+  if (!m) throw new UnsupportedConfig(`${path}: a duration such as "30s" is expected`);
+  return Math.round(Number(m[1]) * 1000);
+}
 
 export function loadBootstrap(file: string): GatewayConfig {
   return interpret(parse(readFileSync(file, "utf8")));
@@ -105,6 +112,7 @@ export function interpret(doc: any): GatewayConfig {
             return { name: h.name, exact: h.string_match.exact };
           }),
           cluster: r.route.cluster,
+          timeoutMs: r.route.timeout === undefined ? 15000 : durationMs(r.route.timeout, `virtual_hosts[${i}].routes[${k}].route.timeout`),
         };
       }),
     };

@@ -2,6 +2,7 @@
 // by a standalone Envoy bootstrap. Routing, the strict stateful session and ORIGINAL_DST are
 // done here as Envoy does them; the wasm filters run as built modules in the host.
 import { createServer, request as httpRequest, IncomingMessage, Server, ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { isAbsolute, join } from "node:path";
 import { Envoy, Plugin } from "../host/src/index.js";
@@ -31,6 +32,10 @@ export interface Gateway {
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"]);
 
+function routerReply(status: number, text: string): UpstreamResponse {
+  return { status, headers: [["content-length", String(Buffer.byteLength(text))], ["content-type", "text/plain"]], body: text };
+}
+
 function hostOnly(authority: string): string {
   return authority.replace(/:\d+$/, "");
 }
@@ -54,12 +59,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     for (; printed < envoy.logs.length; printed++) opts.onLog?.(`[${envoy.logs[printed].level}] ${envoy.logs[printed].message}`);
   };
 
-  function route(up: UpstreamRequest): ClusterConfig | undefined {
+  function route(up: UpstreamRequest): { cluster: ClusterConfig; timeoutMs: number } | undefined {
     const authority = up.header(":authority") ?? "";
     const path = up.header(":path") ?? "/";
     const vh = cfg.virtualHosts.find((v) => v.domains.some((d) => d === authority || d === hostOnly(authority) || d === "*" || (d.endsWith(":*") && d.slice(0, -2) === hostOnly(authority))));
     const r = vh?.routes.find((rt) => path.startsWith(rt.prefix) && rt.headers.every((h) => up.header(h.name) === h.exact));
-    return r ? cfg.clusters.get(r.cluster) : undefined;
+    const cluster = r ? cfg.clusters.get(r.cluster) : undefined;
+    return r && cluster ? { cluster, timeoutMs: r.timeoutMs } : undefined;
   }
 
   /** Picks the endpoint: the strict stateful session's choice, else round robin; ORIGINAL_DST from filter state. */
@@ -83,16 +89,27 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
 
   function forward(up: UpstreamRequest): Promise<UpstreamResponse> {
-    const cluster = route(up);
-    if (!cluster) return Promise.resolve({ status: 404, body: "no route" });
+    const matched = route(up);
+    // The router's own replies, as Envoy words them (404 without a body when no route matches).
+    if (!matched) return Promise.resolve({ status: 404, headers: [], body: "" });
+    const { cluster } = matched;
     const target = pick(cluster, up);
-    if (typeof target === "string") return Promise.resolve({ status: 503, body: `no healthy upstream: ${target}` });
+    if (typeof target === "string") {
+      if (opts.logLevel === "debug" || opts.logLevel === "trace") opts.onLog?.(`[debug] no healthy upstream: ${target}`);
+      return Promise.resolve(routerReply(503, "no healthy upstream"));
+    }
     const headers: string[] = [];
     for (const [k, v] of up.rawHeaders) {
       if (k.startsWith(":") || HOP_BY_HOP.has(k)) continue;
       headers.push(k, Buffer.from(v, "latin1").toString("latin1"));
     }
     headers.push("host", up.header(":authority") ?? "");
+    // The router tells the upstream the route's timeout (Envoy's default route timeout is 15 s).
+    if (up.header("x-envoy-expected-rq-timeout-ms") === undefined) headers.push("x-envoy-expected-rq-timeout-ms", String(matched.timeoutMs));
+    // Header-based stateful session (Envoy's HeaderBasedSessionState::onUpdate): the response
+    // carries base64(ip:port) of the chosen host unless the request already named that host.
+    const sessionOut = session ? up.header(session.header) : undefined;
+    const sessionValue = Buffer.from(`${target.address}:${target.port}`).toString("base64");
     return new Promise((resolve) => {
       const req = httpRequest({ host: target.address, port: target.port, method: up.header(":method"), path: up.header(":path"), headers, setHost: false }, (res) => {
         const chunks: Buffer[] = [];
@@ -101,12 +118,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           const out: Array<[string, string]> = [];
           for (let i = 0; i < res.rawHeaders.length; i += 2) {
             const k = res.rawHeaders[i].toLowerCase();
-            if (!HOP_BY_HOP.has(k) && k !== "content-length") out.push([k, res.rawHeaders[i + 1]]);
+            if (!HOP_BY_HOP.has(k)) out.push([k, res.rawHeaders[i + 1]]);
           }
+          if (session && sessionOut !== sessionValue) out.push([session.header, sessionValue]);
           resolve({ status: res.statusCode ?? 502, headers: out, body: Buffer.concat(chunks), address: `${target.address}:${target.port}` });
         });
       });
-      req.on("error", (err) => resolve({ status: 503, body: `upstream connect error: ${err.message}` }));
+      req.on("error", () => resolve(routerReply(503, "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused")));
       req.end(up.body);
     });
   }
@@ -119,6 +137,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         const headers: Array<[string, string]> = [];
         for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
         const body = Buffer.concat(chunks);
+        // The connection manager, before any filter: x-request-id when the request has none, and
+        // x-forwarded-proto (this listener is plain HTTP).
+        if (!headers.some(([k]) => k.toLowerCase() === "x-forwarded-proto")) headers.push(["x-forwarded-proto", "http"]);
+        if (!headers.some(([k]) => k.toLowerCase() === "x-request-id")) headers.push(["x-request-id", randomUUID()]);
         try {
           const result = await envoy.request({
             method: req.method, path: req.url, scheme: "http", headers, body: body.length > 0 ? body : undefined,
@@ -127,12 +149,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           });
           flushLogs();
           if (result.hung || result.reset) { req.socket.destroy(); return; }
-          const out = new Map<string, string[]>();
+          // The response headers in the host's order, one line each, as Envoy's HTTP/1 codec writes them.
+          const out: string[] = [];
           for (const [k, v] of result.headers) {
-            if (k.startsWith(":") || HOP_BY_HOP.has(k) || k === "content-length") continue;
-            out.set(k, [...(out.get(k) ?? []), v]);
+            if (k.startsWith(":") || HOP_BY_HOP.has(k)) continue;
+            if (k === "content-length" && Number(v) !== result.bodyBytes.length) continue;
+            out.push(k, v);
           }
-          res.writeHead(result.status, Object.fromEntries([...out].map(([k, v]) => [k, v.length === 1 ? v[0] : v])));
+          res.writeHead(result.status, out);
           res.end(result.bodyBytes);
         } catch (err) {
           res.writeHead(500);

@@ -506,11 +506,15 @@ export class HttpStream {
   }
 
   private async encodeLocalReply(reply: LocalReply): Promise<void> {
-    const headers: HeaderList = [[":status", String(reply.status)]];
-    if (reply.body.length > 0) headers.push(["content-length", String(reply.body.length)], ["content-type", "text/plain"]);
-    if (reply.grpcStatus !== undefined) headers.push(["grpc-status", String(reply.grpcStatus)]);
-    this.respHeaders = new HeaderMap(this.envoy.inline.response, headers);
+    // Envoy's order, seen on 1.36 and 1.40 (e2e differential): the filter's own headers first, then
+    // content-length and, only when the filter set none, content-type: text/plain.
+    this.respHeaders = new HeaderMap(this.envoy.inline.response, [[":status", String(reply.status)]]);
     for (const [k, v] of reply.headers) this.respHeaders.add(k, v);
+    if (reply.body.length > 0) {
+      this.respHeaders.replace("content-length", String(reply.body.length));
+      if (!this.respHeaders.has("content-type")) this.respHeaders.add("content-type", "text/plain");
+    }
+    if (reply.grpcStatus !== undefined) this.respHeaders.add("grpc-status", String(reply.grpcStatus));
     this.response = { status: reply.status, details: reply.details };
     this.responseBody = [];
     await this.encode(reply.body.length > 0 ? [reply.body] : [], null, true);

@@ -1,0 +1,30 @@
+// Vitest global setup: makes sure an Envoy binary of every supported version is there before any
+// test file starts (fetched once into .envoy/, not by each file in parallel) and hands the paths
+// to the files that run Envoy (inject("envoys")). A version that cannot be had fails the run:
+// the Envoy targets are never skipped. E2E_TARGET=local or kind needs no Envoy.
+import type { TestProject } from "vitest/node";
+import { envoyBinary, envoyVersionOf, supportedVersions } from "../scripts/envoy.mjs";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    envoys: Array<{ version: string; bin: string }>;
+  }
+}
+
+export default function setup(project: TestProject): void {
+  const target = process.env.E2E_TARGET;
+  const need = target !== "local" && target !== "kind";
+  const envoys: Array<{ version: string; bin: string }> = [];
+  if (need) {
+    const seen = new Set<string>();
+    for (const v of supportedVersions()) {
+      const bin = envoyBinary(v, { log: (l) => console.log(l) });
+      // With ENVOY_BIN every requested version is that one binary: run it once, under its own version.
+      const version = envoyVersionOf(bin);
+      if (seen.has(bin)) continue;
+      seen.add(bin);
+      envoys.push({ version, bin });
+    }
+  }
+  project.provide("envoys", envoys);
+}
