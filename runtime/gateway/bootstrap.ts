@@ -10,7 +10,10 @@ export interface WasmFilterConfig {
   vmId: string;
   configuration: string;
   filename: string;
-  failOpen: boolean;
+  /** Legacy fail_open, when set. */
+  failOpen?: boolean;
+  /** failure_policy (Envoy 1.33+), when set. */
+  failurePolicy?: "FAIL_RELOAD" | "FAIL_CLOSED" | "FAIL_OPEN" | "UNSPECIFIED";
 }
 export interface SessionFilterConfig { kind: "stateful_session"; header: string; strict: boolean }
 export type FilterConfig = WasmFilterConfig | SessionFilterConfig;
@@ -81,11 +84,14 @@ export function interpret(doc: any): GatewayConfig {
     }
     if (type === T.wasm) {
       const c = f.typed_config.config;
-      allow(c, `${at}.config`, ["name", "root_id", "fail_open", "configuration", "vm_config"]);
+      allow(c, `${at}.config`, ["name", "root_id", "fail_open", "failure_policy", "configuration", "vm_config"]);
+      if (c.failure_policy !== undefined && !["FAIL_RELOAD", "FAIL_CLOSED", "FAIL_OPEN", "UNSPECIFIED"].includes(c.failure_policy)) {
+        throw new UnsupportedConfig(`${at}.config.failure_policy: ${c.failure_policy} is not a FailurePolicy`);
+      }
       if (c.configuration?.["@type"] !== T.string) throw new UnsupportedConfig(`${at}.config.configuration: only StringValue is interpreted`);
       const filename = c.vm_config?.code?.local?.filename;
       if (!filename) throw new UnsupportedConfig(`${at}.config.vm_config.code: only local files are interpreted`);
-      filters.push({ kind: "wasm", name: c.name, rootId: c.root_id ?? "", vmId: c.vm_config.vm_id ?? "", configuration: c.configuration.value, filename, failOpen: c.fail_open === true });
+      filters.push({ kind: "wasm", name: c.name, rootId: c.root_id ?? "", vmId: c.vm_config.vm_id ?? "", configuration: c.configuration.value, filename, failOpen: c.fail_open, failurePolicy: c.failure_policy });
       continue;
     }
     if (type === T.session) {

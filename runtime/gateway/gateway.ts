@@ -30,6 +30,7 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
+const REQUEST_HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"]);
 
 function routerReply(status: number, text: string): UpstreamResponse {
@@ -47,7 +48,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   for (const f of cfg.filters) {
     if (f.kind !== "wasm") continue;
     plugins.push(envoy.addPlugin({
-      name: f.name, rootId: f.rootId, vmId: f.vmId, configuration: f.configuration, failOpen: f.failOpen,
+      name: f.name, rootId: f.rootId, vmId: f.vmId, configuration: f.configuration, failOpen: f.failOpen, failurePolicy: f.failurePolicy,
       wasm: isAbsolute(f.filename) ? f.filename : join(opts.root, f.filename),
     }));
   }
@@ -134,8 +135,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const chunks: Buffer[] = [];
       req.on("data", (c) => chunks.push(c));
       req.on("end", async () => {
+        // The HTTP/1 codec and the connection manager drop hop-by-hop headers before any filter.
         const headers: Array<[string, string]> = [];
-        for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
+        for (let i = 0; i < req.rawHeaders.length; i += 2) {
+          const k = req.rawHeaders[i].toLowerCase();
+          if (REQUEST_HOP_BY_HOP.has(k) || (k === "te" && req.rawHeaders[i + 1].toLowerCase() !== "trailers")) continue;
+          headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
+        }
         const body = Buffer.concat(chunks);
         // The connection manager, before any filter: x-request-id when the request has none, and
         // x-forwarded-proto (this listener is plain HTTP).
@@ -156,6 +162,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
             if (k === "content-length" && Number(v) !== result.bodyBytes.length) continue;
             out.push(k, v);
           }
+          // Envoy's HTTP/1 codec ends a bodiless response with content-length: 0.
+          if (result.bodyBytes.length === 0 && !out.some((k, i) => i % 2 === 0 && k === "content-length") && result.status !== 204 && result.status !== 304 && result.status >= 200) out.push("content-length", "0");
           res.writeHead(result.status, out);
           res.end(result.bodyBytes);
         } catch (err) {

@@ -514,7 +514,11 @@ export class HttpStream {
       this.respHeaders.replace("content-length", String(reply.body.length));
       if (!this.respHeaders.has("content-type")) this.respHeaders.add("content-type", "text/plain");
     }
-    if (reply.grpcStatus !== undefined) this.respHeaders.add("grpc-status", String(reply.grpcStatus));
+    // The gRPC status reaches the client only on a gRPC request: on plain HTTP, Envoy (1.36, 1.40)
+    // sends the 503 without grpc-status. (For gRPC, Envoy answers trailers-only with :status 200;
+    // the host keeps the HTTP status there: not verified.)
+    const grpc = (this.reqHeaders.get("content-type") ?? "").startsWith("application/grpc");
+    if (reply.grpcStatus !== undefined && grpc) this.respHeaders.add("grpc-status", String(reply.grpcStatus));
     this.response = { status: reply.status, details: reply.details };
     this.responseBody = [];
     await this.encode(reply.body.length > 0 ? [reply.body] : [], null, true);
