@@ -1,0 +1,85 @@
+// Renders an Istio EnvoyFilter's patches into a standalone Envoy bootstrap, the way istiod would
+// apply them to a proxy's config, so that real Envoy can judge the values (`envoy --mode validate`).
+// The base stands in for what Istio generates: one listener whose HTTP connection manager ends with
+// the router, a virtual host named as the patch's match asks, one STATIC service cluster and the
+// SDS cluster Istio's secrets come from. Merge follows protobuf merge (Istio's MERGE): messages
+// merge field by field, lists append, scalars replace. Only the operations the suite ships are
+// rendered; anything else is refused by name.
+const HCM = "envoy.filters.network.http_connection_manager";
+const HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const ROUTER = "envoy.filters.http.router";
+
+function mergeInto(dst: any, src: any): any {
+  if (Array.isArray(dst) && Array.isArray(src)) return [...dst, ...structuredClone(src)];
+  if (dst && src && typeof dst === "object" && typeof src === "object" && !Array.isArray(dst) && !Array.isArray(src)) {
+    for (const [k, v] of Object.entries(src)) dst[k] = k in dst ? mergeInto(dst[k], v) : structuredClone(v);
+    return dst;
+  }
+  return structuredClone(src);
+}
+
+/** Local wasm paths of a pod (/var/local/lib/wasm/<name>.wasm) -> the built module under dist/. */
+function localModules(value: any): any {
+  return JSON.parse(JSON.stringify(value).replace(/"\/var\/local\/lib\/wasm\/([a-z0-9-]+\.wasm)"/g, '"dist/$1"'));
+}
+
+export function envoyFilterBootstrap(ef: any): Record<string, any> {
+  const hcm: any = {
+    "@type": HCM_TYPE,
+    stat_prefix: "patched",
+    route_config: { name: "patched", virtual_hosts: [] as any[] },
+    http_filters: [{ name: ROUTER, typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+  };
+  const staticCluster = (name: string) => ({
+    name, type: "STATIC", connect_timeout: "1s",
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: 18999 } } } }] }] },
+  });
+  const sds = {
+    ...staticCluster("sds-grpc"),
+    typed_extension_protocol_options: {
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        explicit_http_config: { http2_protocol_options: {} },
+      },
+    },
+  };
+  const clusters: any[] = [staticCluster("service")];
+  const vhostName = (ef.spec.configPatches as any[]).map((p) => p.match?.routeConfiguration?.vhost?.name).find(Boolean) ?? "service";
+  hcm.route_config.virtual_hosts.push({ name: vhostName, domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "service" } }] });
+  for (const [i, p] of (ef.spec.configPatches as any[]).entries()) {
+    const at = `${ef.metadata.name}.configPatches[${i}]`;
+    const value = localModules(p.patch.value);
+    const op = `${p.applyTo} ${p.patch.operation}`;
+    if (op === "HTTP_FILTER INSERT_BEFORE" || op === "HTTP_FILTER INSERT_AFTER") {
+      const sub = p.match?.listener?.filterChain?.filter?.subFilter?.name;
+      const idx = hcm.http_filters.findIndex((f: any) => f.name === sub);
+      if (idx < 0) throw new Error(`${at}: subFilter ${sub} is not in the connection manager`);
+      hcm.http_filters.splice(p.patch.operation === "INSERT_BEFORE" ? idx : idx + 1, 0, value);
+    } else if (op === "NETWORK_FILTER MERGE") {
+      if (value.name !== HCM) throw new Error(`${at}: only the HTTP connection manager is merged`);
+      const { "@type": type, ...fields } = value.typed_config;
+      if (type !== HCM_TYPE) throw new Error(`${at}: typed_config is not the HTTP connection manager`);
+      mergeInto(hcm, fields);
+    } else if (op === "CLUSTER MERGE") {
+      for (const c of clusters) mergeInto(c, value);
+    } else if (op === "CLUSTER ADD") {
+      clusters.push(value);
+    } else if (op === "HTTP_ROUTE INSERT_FIRST") {
+      hcm.route_config.virtual_hosts[0].routes.unshift(value);
+    } else {
+      throw new Error(`${at}: ${op} is not rendered`);
+    }
+  }
+  return {
+    // Istio's proxies always have a node id and cluster (SDS secrets require them).
+    node: { id: "sidecar~10.0.0.1~app.default~default.svc.cluster.local", cluster: "app.default" },
+    static_resources: {
+      listeners: [{
+        name: "patched",
+        address: { socket_address: { address: "127.0.0.1", port_value: 0 } },
+        filter_chains: [{ filters: [{ name: HCM, typed_config: hcm }] }],
+      }],
+      clusters: [...clusters, sds],
+    },
+  };
+}
