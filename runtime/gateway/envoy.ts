@@ -41,12 +41,13 @@ let hooked = false;
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
-  const killAll = () => { for (const c of running) { try { c.kill("SIGKILL"); } catch { /* already gone */ } } };
+  const killAll = () => { for (const c of running) { try { c.kill("SIGTERM"); } catch { /* already gone */ } } };
   process.on("exit", killAll);
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(sig, () => {
       killAll();
-      process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
+      // Exit as the signal would have, unless the program handles the signal itself.
+      if (process.listenerCount(sig) <= 1) process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
     });
   }
 }
