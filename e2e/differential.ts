@@ -41,8 +41,15 @@ function echoLines(j: any, port: string, prefix: string, out: string[]): void {
  * worker, so it depends on which worker took the connection): it is not compared, nor is the
  * session header naming it.
  */
-export function view(r: Reply, frontUrl: string, pinned = false): string[] {
+export function view(r: Reply, frontUrl: string, pinned = false, caseSensitive = false): string[] {
   const lines = rawView(r, frontUrl);
+  if (caseSensitive) {
+    // Header names as they were on the wire, each side (for preserve_case).
+    lines.push(`client names: ${r.raw.map(([k]) => k).filter((k) => !FRAMING.has(k.toLowerCase())).join(" ")}`);
+    let echo: any;
+    try { echo = JSON.parse(r.body); } catch { echo = undefined; }
+    if (echo?.headers) lines.push(`upstream names: ${(echo.headers as Array<[string, string]>).map(([k]) => k).filter((k) => k.toLowerCase() !== "connection").sort().join(" ")}`);
+  }
   if (pinned) return lines;
   return lines.map((l) => l.replace(/(@[a-z-]+)#\d+/g, "$1#<lb>").replace(/^(client: x-podip-session): .*$/, "$1: <the chosen replica>"));
 }

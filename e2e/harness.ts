@@ -134,6 +134,26 @@ export function sendRaw(base: string, head: string[], body = ""): Promise<{ stat
   });
 }
 
+/** A raw exchange (sendRaw) as a Reply: header lines split at the first colon, case kept. */
+export function rawReply(raw: { statusLine: string; lines: string[]; body: string }): Reply {
+  const pairs: Array<[string, string]> = raw.lines.map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]);
+  const headers: Record<string, string> = {};
+  for (const [k, v] of pairs) headers[k.toLowerCase()] = headers[k.toLowerCase()] === undefined ? v : `${headers[k.toLowerCase()]}, ${v}`;
+  let body = raw.body;
+  if ((headers["transfer-encoding"] ?? "").toLowerCase() === "chunked") {
+    let out = "";
+    for (let rest = raw.body; ;) {
+      const nl = rest.indexOf("\r\n");
+      const size = parseInt(rest.slice(0, nl), 16);
+      if (!(size > 0)) break;
+      out += rest.slice(nl + 2, nl + 2 + size);
+      rest = rest.slice(nl + 2 + size + 2);
+    }
+    body = out;
+  }
+  return { status: Number(raw.statusLine.split(" ")[1]), headers, raw: pairs, body, json: () => JSON.parse(body) };
+}
+
 /** The header values an echo upstream received, by lowercase name. */
 export function seen(reply: Reply, name: string): string[] {
   return (reply.json().headers as Array<[string, string]>).filter(([k]) => k.toLowerCase() === name).map(([, v]) => v);

@@ -5,9 +5,10 @@
 // target has one, and checks the build stamp. On Envoy, each case's result is compared with the
 // local target's (differential.ts): a difference that is not on the documented list fails.
 import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { parse } from "yaml";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import { Front, PIN, Reply, Target, hops, root, seen, send, sendRaw, startFront, targets } from "./harness.js";
+import { Front, PIN, Reply, Target, hops, rawReply, root, seen, send, sendRaw, startFront, targets } from "./harness.js";
 import { compareRuns, view } from "./differential.js";
 
 const version = JSON.parse(readFileSync(`${root}package.json`, "utf8")).version;
@@ -171,35 +172,55 @@ for (const target of TARGETS) {
   });
 }
 
-// The crash fixture runs where the suite controls the proxy's filters (local gateway, real Envoy).
-describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: a crashing filter under each failure policy", (target: Target) => {
-  const bootstrap = (policy: Record<string, unknown>) => ({
+const ROUTER = { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } };
+const staticCluster = (name: string, port: number) => ({
+  name, type: "STATIC", connect_timeout: "1s",
+  load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port } } } }] }] },
+});
+/**
+ * A one-route bootstrap for the behaviour cases: the fixture filter (unless `policy` is null)
+ * in front of cluster `web` (an echo on 127.0.0.1:18191), or of the clusters given.
+ */
+function small(opts: { policy?: Record<string, unknown> | null; clusters?: Record<string, unknown>[]; route?: string; hcm?: Record<string, unknown> } = {}) {
+  const fixture = { name: "fixture", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", config: {
+    name: "fixture", root_id: "fixture", ...(opts.policy ?? {}),
+    configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: "{}" },
+    vm_config: { vm_id: "fixture", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: "dist/fixtures/fixture.wasm" } } },
+  } } };
+  return {
     static_resources: {
       listeners: [{
-        name: "crash", address: { socket_address: { address: "127.0.0.1", port_value: 10090 } },
+        name: "small", address: { socket_address: { address: "127.0.0.1", port_value: 10090 } },
         filter_chains: [{ filters: [{ name: "envoy.filters.network.http_connection_manager", typed_config: {
           "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-          stat_prefix: "crash",
-          route_config: { name: "r", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "web" } }] }] },
-          http_filters: [
-            { name: "fixture", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", config: {
-              name: "fixture", root_id: "fixture", ...policy,
-              configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: "{}" },
-              vm_config: { vm_id: "fixture", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: "dist/fixtures/fixture.wasm" } } },
-            } } },
-            { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
-          ],
+          stat_prefix: "small",
+          route_config: { name: "r", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: opts.route ?? "web" } }] }] },
+          http_filters: opts.policy === null ? [ROUTER] : [fixture, ROUTER],
+          ...(opts.hcm ?? {}),
         } }] }],
       }],
-      clusters: [{ name: "web", type: "STATIC", connect_timeout: "1s", load_assignment: { cluster_name: "web", endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: 18191 } } } }] }] } }],
+      clusters: opts.clusters ?? [staticCluster("web", 18191)],
     },
-  });
+  };
+}
+
+/** Records a case's view for the differential check; returns the test that compares it (Envoy targets). */
+function record(id: string, target: Target, lines: string[]): void {
+  if (!results.has(id)) results.set(id, new Map());
+  results.get(id)!.set(target.name, lines);
+}
+function sameAsLocal(id: string, target: Target): void {
+  if (target.kind === "envoy" && LOCAL) test(`${id} [same result as the local target]`, () => compareRuns(id, results.get(id), LOCAL.name, target.name));
+}
+
+// The crash fixture runs where the suite controls the proxy's filters (local gateway, real Envoy).
+describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: a crashing filter under each failure policy", (target: Target) => {
   const trap: Array<[string, string]> = [["x-fixture-action", "trap"]];
   let front: Front | undefined;
   printLogOnFailure(() => front);
   afterAll(async () => { await front?.stop(); });
   // One worker: "later requests" then meet the VM that trapped.
-  const start = async (policy: Record<string, unknown>) => { await front?.stop(); front = await startFront(target, bootstrap(policy), { workers: 1 }); return front; };
+  const start = async (policy: Record<string, unknown>) => { await front?.stop(); front = await startFront(target, small({ policy }), { workers: 1 }); return front; };
 
   // [policy, name, status of the trapping request, of the next request, does it recover after the reload backoff]
   const POLICIES: Array<[Record<string, unknown>, string, number, number, boolean]> = [
@@ -235,4 +256,96 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: a crashing filte
       test(`${name} [same result as the local target]`, () => compareRuns(id, results.get(id), LOCAL.name, target.name));
     }
   }
+});
+
+// Behaviours of Envoy that the host must match, settled on real Envoy (each compared with the local target).
+describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours the host reproduces", (target: Target) => {
+  let front: Front | undefined;
+  printLogOnFailure(() => front);
+  afterAll(async () => { await front?.stop(); });
+  const start = async (doc: Record<string, any>, opts: { upstreams?: boolean } = {}) => {
+    await front?.stop();
+    front = await startFront(target, doc, { workers: 1, ...opts });
+    return front;
+  };
+
+  test("local reply: the filter's headers come first, then content-length and content-type; text/plain only when the filter set none", async () => {
+    const f = await start(small({ policy: { fail_open: false } }));
+    const json = await send(f.url, { path: "/", headers: [["x-fixture-action", "local-json"]] });
+    const text = await send(f.url, { path: "/", headers: [["x-fixture-action", "local"]] });
+    record("local reply content-type", target, [...view(json, f.url).map((l) => `json ${l}`), ...view(text, f.url).map((l) => `text ${l}`)]);
+    expect(json.status).toBe(403);
+    expect(json.raw.filter(([k]) => k.toLowerCase() === "content-type")).toEqual([["content-type", "application/json"]]);
+    expect(json.body).toBe('{"denied":true}');
+    expect(text.headers["content-type"]).toBe("text/plain");
+    // Envoy lowercases the names a filter gives (X-Fixture-Local) and puts them before its own.
+    // The fixture adds x-fixture-context while the reply is encoded: after Envoy's own.
+    const names = text.raw.map(([k]) => k).filter((k) => !["date", "server", "connection"].includes(k.toLowerCase()));
+    expect(names).toEqual(["x-fixture-local", "content-length", "content-type", "x-fixture-context"]);
+  });
+  sameAsLocal("local reply content-type", target);
+
+  test("preserve_case on both sides (manifests/envoy/header-normalizer.yaml): names reach the app and the client as they were sent, Envoy's own in Proper-Case", async () => {
+    const doc = parse(readFileSync(`${root}manifests/envoy/header-normalizer.yaml`, "utf8"));
+    const f = await start(doc);
+    const raw = await sendRaw(f.url, ["GET /case HTTP/1.1", "Host: app", "X-Custom-Header: 1", "x-lower-case: 2", "SOAPAction: urn:x"]);
+    const r = rawReply(raw);
+    record("preserve_case", target, view(r, f.url, false, true));
+    expect(r.status).toBe(200);
+    const upstream = (r.json().headers as Array<[string, string]>).map(([k]) => k);
+    expect(upstream).toEqual(expect.arrayContaining(["Host", "X-Custom-Header", "x-lower-case", "SOAPAction", "X-Forwarded-Proto", "X-Request-Id"]));
+    const client = r.raw.map(([k]) => k);
+    expect(client).toEqual(expect.arrayContaining(["Content-Type", "X-Served-By"]));
+    // Every other name on the client side is one the proxy wrote: Proper-Case.
+    for (const k of client.filter((n) => !["Content-Type", "X-Served-By"].includes(n))) expect(k).toMatch(/^[A-Z][a-z0-9]*(-[A-Z][a-z0-9]*)*$/);
+  });
+  sameAsLocal("preserve_case", target);
+
+  test("an upstream sending Transfer-Encoding twice: Envoy's codec answers 502, header-normalizer tags it and names the upstream once in the log", async () => {
+    const doc = parse(readFileSync(`${root}manifests/envoy/header-normalizer.yaml`, "utf8"));
+    doc.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = 18195;
+    const hn = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.config;
+    hn.configuration.value = JSON.stringify({ diagnostic_header: "x-upstream-diagnosis" });
+    const bad = createServer((s) => s.once("data", () => s.end("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")));
+    await new Promise<void>((res) => bad.listen(18195, "127.0.0.1", () => res()));
+    try {
+      const f = await start(doc, { upstreams: false });
+      const r = await send(f.url, { path: "/report" });
+      // The warning is written when the response is encoded; give the log a moment to reach the file.
+      const until = Date.now() + 3000;
+      let line: string | undefined;
+      while (!(line = /upstream \S+( \([^)]*\))? sent a response Envoy's HTTP\/1 codec rejected \([^)]*\)/.exec(f.log())?.[0]) && Date.now() < until) await new Promise((x) => setTimeout(x, 50));
+      record("duplicate transfer-encoding", target, [...view(r, f.url), `log: ${line ?? "<none>"}`]);
+      expect(r.status).toBe(502);
+      expect(r.headers["x-upstream-diagnosis"]).toBe("upstream-protocol-error");
+      expect(line).toMatch(/^upstream app /);
+    } finally {
+      await new Promise<void>((res) => bad.close(() => res()));
+    }
+  });
+  sameAsLocal("duplicate transfer-encoding", target);
+
+  const odst = (useHeader: boolean) => small({
+    policy: null, route: "odst",
+    clusters: [
+      { name: "odst", type: "ORIGINAL_DST", lb_policy: "CLUSTER_PROVIDED", connect_timeout: "1s", ...(useHeader ? { original_dst_lb_config: { use_http_header: true } } : {}) },
+      staticCluster("target", 18196),
+    ],
+  });
+  test("ORIGINAL_DST with use_http_header routes to x-envoy-original-dst-host", async () => {
+    const f = await start(odst(true));
+    const r = await send(f.url, { path: "/", headers: [["x-envoy-original-dst-host", "127.0.0.1:18196"]] });
+    record("original_dst with use_http_header", target, view(r, f.url, true));
+    expect(r.status).toBe(200);
+    expect(r.json().port).toBe(18196);
+  });
+  sameAsLocal("original_dst with use_http_header", target);
+  test("ORIGINAL_DST without use_http_header ignores x-envoy-original-dst-host: 503 no healthy upstream", async () => {
+    const f = await start(odst(false));
+    const r = await send(f.url, { path: "/", headers: [["x-envoy-original-dst-host", "127.0.0.1:18196"]] });
+    record("original_dst without use_http_header", target, view(r, f.url, true));
+    expect(r.status).toBe(503);
+    expect(r.body).toBe("no healthy upstream");
+  });
+  sameAsLocal("original_dst without use_http_header", target);
 });

@@ -20,10 +20,22 @@ export type FilterConfig = WasmFilterConfig | SessionFilterConfig;
 
 export interface RouteConfig { prefix: string; headers: Array<{ name: string; exact: string }>; cluster: string; timeoutMs: number }
 export interface VirtualHost { name: string; domains: string[]; routes: RouteConfig[] }
-export interface ClusterConfig { name: string; type: "STATIC" | "ORIGINAL_DST"; endpoints: Array<{ address: string; port: number }> }
+/** Envoy's preserve_case header formatter: names keep the case they arrived in; `properCase` formats the rest. */
+export interface CaseFormatter { properCase: boolean }
+export interface ClusterConfig {
+  name: string;
+  type: "STATIC" | "ORIGINAL_DST";
+  endpoints: Array<{ address: string; port: number }>;
+  /** ORIGINAL_DST: original_dst_lb_config.use_http_header (and its header name). */
+  originalDstHeader?: string;
+  /** preserve_case on the cluster's HTTP/1 protocol options (formats requests, captures response case). */
+  headerCase?: CaseFormatter;
+}
 
 export interface GatewayConfig {
   listener: { name: string; address: string; port: number };
+  /** preserve_case on the connection manager (captures request case, formats responses). */
+  headerCase?: CaseFormatter;
   filters: FilterConfig[];
   virtualHosts: VirtualHost[];
   clusters: Map<string, ClusterConfig>;
@@ -43,6 +55,14 @@ const T = {
   router: "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
   string: "type.googleapis.com/google.protobuf.StringValue",
 };
+
+function caseFormatter(format: any, path: string): CaseFormatter | undefined {
+  if (!format) return undefined;
+  const f = format.stateful_formatter;
+  const type = "type.googleapis.com/envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig";
+  if (!f || f.typed_config?.["@type"] !== type) throw new UnsupportedConfig(`${path}: only the preserve_case stateful formatter is interpreted`);
+  return { properCase: f.typed_config.formatter_type_on_envoy_headers === "PROPER_CASE" };
+}
 
 /** A protobuf Duration in its JSON/YAML form ("30s", "0.5s") in milliseconds. */
 function durationMs(text: unknown, path: string): number {
@@ -73,6 +93,7 @@ export function interpret(doc: any): GatewayConfig {
     // Header-case preservation only changes bytes on the wire; Node already keeps client case.
     allow(hcm.http_protocol_options, "http_protocol_options", ["header_key_format"]);
   }
+  const headerCase = caseFormatter(hcm.http_protocol_options?.header_key_format, "http_protocol_options.header_key_format");
   const filters: FilterConfig[] = [];
   const httpFilters = hcm.http_filters ?? [];
   for (const [i, f] of httpFilters.entries()) {
@@ -125,13 +146,22 @@ export function interpret(doc: any): GatewayConfig {
   });
   const clusters = new Map<string, ClusterConfig>();
   for (const [i, c] of (doc.static_resources.clusters ?? []).entries()) {
-    if (c.type === "ORIGINAL_DST") { clusters.set(c.name, { name: c.name, type: "ORIGINAL_DST", endpoints: [] }); continue; }
+    if (c.type === "ORIGINAL_DST") {
+      allow(c, `clusters[${i}]`, ["name", "type", "lb_policy", "connect_timeout", "cleanup_interval", "original_dst_lb_config", "transport_socket"]);
+      const lb = c.original_dst_lb_config ?? {};
+      allow(lb, `clusters[${i}].original_dst_lb_config`, ["use_http_header", "http_header_name"]);
+      const originalDstHeader = lb.use_http_header === true ? String(lb.http_header_name ?? "x-envoy-original-dst-host").toLowerCase() : undefined;
+      clusters.set(c.name, { name: c.name, type: "ORIGINAL_DST", endpoints: [], originalDstHeader });
+      continue;
+    }
     if (c.type !== "STATIC") throw new UnsupportedConfig(`clusters[${i}].type: ${c.type} is not interpreted (STATIC and ORIGINAL_DST are)`);
     allow(c, `clusters[${i}]`, ["name", "type", "connect_timeout", "load_assignment", "typed_extension_protocol_options"]);
+    const opts = c.typed_extension_protocol_options?.["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    const clusterCase = caseFormatter(opts?.explicit_http_config?.http_protocol_options?.header_key_format, `clusters[${i}].typed_extension_protocol_options`);
     const endpoints = c.load_assignment.endpoints.flatMap((e: any) => e.lb_endpoints.map((lb: any) => ({ address: lb.endpoint.address.socket_address.address, port: lb.endpoint.address.socket_address.port_value })));
     for (const e of endpoints) if (e.address !== "127.0.0.1") throw new UnsupportedConfig(`clusters[${i}]: the local gateway only connects to 127.0.0.1`);
-    clusters.set(c.name, { name: c.name, type: "STATIC", endpoints });
+    clusters.set(c.name, { name: c.name, type: "STATIC", endpoints, headerCase: clusterCase });
   }
   for (const vh of virtualHosts) for (const r of vh.routes) if (!clusters.has(r.cluster)) throw new UnsupportedConfig(`route to unknown cluster ${r.cluster}`);
-  return { listener: { name: l.name, address: sa.address, port: sa.port_value }, filters, virtualHosts, clusters };
+  return { listener: { name: l.name, address: sa.address, port: sa.port_value }, headerCase, filters, virtualHosts, clusters };
 }

@@ -55,7 +55,8 @@ export async function startEcho(instances: EchoInstance[], gatewayPort: () => nu
           });
         }
         const body = JSON.stringify({ ...seen, next });
-        res.writeHead(200, { "content-type": "application/json", "x-served-by": `${inst.service}@${inst.env}#${inst.replica}` });
+        // Mixed-case names, as many apps send them (preserve_case tests read them back).
+        res.writeHead(200, { "Content-Type": "application/json", "X-Served-By": `${inst.service}@${inst.env}#${inst.replica}` });
         res.end(body);
       });
     });

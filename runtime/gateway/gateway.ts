@@ -2,12 +2,13 @@
 // by a standalone Envoy bootstrap. Routing, the strict stateful session and ORIGINAL_DST are
 // done here as Envoy does them; the wasm filters run as built modules in the host.
 import { createServer, request as httpRequest, IncomingMessage, Server, ServerResponse } from "node:http";
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { isAbsolute, join } from "node:path";
 import { Envoy, Plugin } from "../host/src/index.js";
 import type { UpstreamRequest, UpstreamResponse } from "../host/src/index.js";
-import { ClusterConfig, GatewayConfig, SessionFilterConfig, loadBootstrap } from "./bootstrap.js";
+import { CaseFormatter, ClusterConfig, GatewayConfig, SessionFilterConfig, loadBootstrap } from "./bootstrap.js";
 
 export interface GatewayOptions {
   bootstrap: string | GatewayConfig;
@@ -32,6 +33,27 @@ export interface Gateway {
 
 const REQUEST_HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"]);
+
+/** Per stream: the case header names arrived in (request from the client, response from the upstream). */
+interface StreamCase { request?: Map<string, string>; response?: Map<string, string> }
+const streamCase = new AsyncLocalStorage<StreamCase>();
+
+function captureCase(raw: string[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (let i = 0; i < raw.length; i += 2) if (!m.has(raw[i].toLowerCase())) m.set(raw[i].toLowerCase(), raw[i]);
+  return m;
+}
+
+/**
+ * How Envoy's HTTP/1 codec spells a (lowercase) name: as it arrived when a preserve_case formatter
+ * captured it, else Proper-Case (formatter_type_on_envoy_headers: PROPER_CASE) or lowercase.
+ */
+function formatName(k: string, fmt: CaseFormatter | undefined, seen: Map<string, string> | undefined): string {
+  if (!fmt) return k;
+  const original = seen?.get(k);
+  if (original !== undefined) return original;
+  return fmt.properCase ? k.replace(/(^|[^a-zA-Z0-9])([a-z])/g, (_m, sep: string, c: string) => sep + c.toUpperCase()) : k;
+}
 
 function routerReply(status: number, text: string): UpstreamResponse {
   return { status, headers: [["content-length", String(Buffer.byteLength(text))], ["content-type", "text/plain"]], body: text };
@@ -72,7 +94,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   /** Picks the endpoint: the strict stateful session's choice, else round robin; ORIGINAL_DST from filter state. */
   function pick(cluster: ClusterConfig, up: UpstreamRequest): { address: string; port: number } | string {
     if (cluster.type === "ORIGINAL_DST") {
-      const dst = up.envoyFilterState["envoy.network.transport_socket.original_dst_address"];
+      // Envoy's order: the filter state, then (only with use_http_header) the header, then the
+      // downstream connection's restored destination, which a plain listener never has.
+      const dst = up.envoyFilterState["envoy.network.transport_socket.original_dst_address"] ??
+        (cluster.originalDstHeader ? up.header(cluster.originalDstHeader) : undefined);
       const m = dst ? /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(dst) : null;
       if (!m || m[1] !== "127.0.0.1") return "no original destination (or not on 127.0.0.1)";
       return { address: m[1], port: Number(m[2]) };
@@ -97,16 +122,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const target = pick(cluster, up);
     if (typeof target === "string") {
       if (opts.logLevel === "debug" || opts.logLevel === "trace") opts.onLog?.(`[debug] no healthy upstream: ${target}`);
-      return Promise.resolve(routerReply(503, "no healthy upstream"));
+      return Promise.resolve({ ...routerReply(503, "no healthy upstream"), cluster: cluster.name });
     }
+    const ctx = streamCase.getStore();
+    const name = (k: string) => formatName(k, cluster.headerCase, ctx?.request);
     const headers: string[] = [];
     for (const [k, v] of up.rawHeaders) {
       if (k.startsWith(":") || HOP_BY_HOP.has(k)) continue;
-      headers.push(k, Buffer.from(v, "latin1").toString("latin1"));
+      headers.push(name(k), Buffer.from(v, "latin1").toString("latin1"));
     }
-    headers.push("host", up.header(":authority") ?? "");
+    headers.push(name("host"), up.header(":authority") ?? "");
     // The router tells the upstream the route's timeout (Envoy's default route timeout is 15 s).
-    if (up.header("x-envoy-expected-rq-timeout-ms") === undefined) headers.push("x-envoy-expected-rq-timeout-ms", String(matched.timeoutMs));
+    if (up.header("x-envoy-expected-rq-timeout-ms") === undefined) headers.push(name("x-envoy-expected-rq-timeout-ms"), String(matched.timeoutMs));
     // Header-based stateful session (Envoy's HeaderBasedSessionState::onUpdate): the response
     // carries base64(ip:port) of the chosen host unless the request already named that host.
     const sessionOut = session ? up.header(session.header) : undefined;
@@ -117,15 +144,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         res.on("data", (c) => chunks.push(c));
         res.on("end", () => {
           const out: Array<[string, string]> = [];
+          if (cluster.headerCase && ctx) ctx.response = captureCase(res.rawHeaders);
           for (let i = 0; i < res.rawHeaders.length; i += 2) {
             const k = res.rawHeaders[i].toLowerCase();
-            if (!HOP_BY_HOP.has(k)) out.push([k, res.rawHeaders[i + 1]]);
+            // transfer-encoding goes on to the host, whose HTTP/1 codec check rejects a doubled
+            // chunked as Envoy's does; it is never written to the client as such.
+            if (!HOP_BY_HOP.has(k) || k === "transfer-encoding") out.push([k, res.rawHeaders[i + 1]]);
           }
           if (session && sessionOut !== sessionValue) out.push([session.header, sessionValue]);
-          resolve({ status: res.statusCode ?? 502, headers: out, body: Buffer.concat(chunks), address: `${target.address}:${target.port}` });
+          resolve({ status: res.statusCode ?? 502, headers: out, body: Buffer.concat(chunks), address: `${target.address}:${target.port}`, cluster: cluster.name });
         });
       });
-      req.on("error", () => resolve(routerReply(503, "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused")));
+      req.on("error", () => resolve({ cluster: cluster.name, address: `${target.address}:${target.port}`, ...routerReply(503, "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused") }));
       req.end(up.body);
     });
   }
@@ -147,12 +177,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         // x-forwarded-proto (this listener is plain HTTP).
         if (!headers.some(([k]) => k.toLowerCase() === "x-forwarded-proto")) headers.push(["x-forwarded-proto", "http"]);
         if (!headers.some(([k]) => k.toLowerCase() === "x-request-id")) headers.push(["x-request-id", randomUUID()]);
+        // preserve_case on the connection manager: the case each name arrived in, for the upstream
+        // request (if the cluster formats too) and for this stream's response.
+        const names: StreamCase = { request: cfg.headerCase ? captureCase(req.rawHeaders) : undefined };
         try {
-          const result = await envoy.request({
+          const result = await streamCase.run(names, () => envoy.request({
             method: req.method, path: req.url, scheme: "http", headers, body: body.length > 0 ? body : undefined,
             source: `${req.socket.remoteAddress}:${req.socket.remotePort}`, destination: `127.0.0.1:${(req.socket.address() as AddressInfo).port}`,
             filters, upstream: forward,
-          });
+          }));
           flushLogs();
           if (result.hung || result.reset) { req.socket.destroy(); return; }
           // The response headers in the host's order, one line each, as Envoy's HTTP/1 codec writes them.
@@ -160,10 +193,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           for (const [k, v] of result.headers) {
             if (k.startsWith(":") || HOP_BY_HOP.has(k)) continue;
             if (k === "content-length" && Number(v) !== result.bodyBytes.length) continue;
-            out.push(k, v);
+            out.push(formatName(k, cfg.headerCase, names.response), v);
           }
           // Envoy's HTTP/1 codec ends a bodiless response with content-length: 0.
-          if (result.bodyBytes.length === 0 && !out.some((k, i) => i % 2 === 0 && k === "content-length") && result.status !== 204 && result.status !== 304 && result.status >= 200) out.push("content-length", "0");
+          if (result.bodyBytes.length === 0 && !out.some((k, i) => i % 2 === 0 && k.toLowerCase() === "content-length") && result.status !== 204 && result.status !== 304 && result.status >= 200) {
+            out.push(formatName("content-length", cfg.headerCase, names.response), "0");
+          }
           res.writeHead(result.status, out);
           res.end(result.bodyBytes);
         } catch (err) {

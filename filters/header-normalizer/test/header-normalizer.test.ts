@@ -155,7 +155,7 @@ describe("dry run", () => {
 });
 
 describe("duplicate Transfer-Encoding from the upstream", () => {
-  const doubleTe = () => ({ status: 200, headers: [["transfer-encoding", "chunked"], ["Transfer-Encoding", "chunked"]] as Array<[string, string]>, body: "x" });
+  const doubleTe = () => ({ status: 200, headers: [["transfer-encoding", "chunked"], ["Transfer-Encoding", "chunked"]] as Array<[string, string]>, body: "x", address: "10.1.2.3:8080" });
 
   test("the codec's 502 is counted, logged once with the upstream's name, and can be tagged", async () => {
     const { envoy } = normalizer({ diagnostic_header: "x-header-normalizer" });
@@ -166,7 +166,8 @@ describe("duplicate Transfer-Encoding from the upstream", () => {
     expect(envoy.metric("header_normalizer.upstream_protocol_error")).toBe(2);
     const warns = envoy.logsAt("warn").filter((l) => l.includes("codec rejected"));
     expect(warns).toHaveLength(1);
-    expect(warns[0]).toContain("upstream outbound|8080||legacy.default.svc.cluster.local sent a response Envoy's HTTP/1 codec rejected (upstream_reset_before_response_started{protocol_error})");
+    // upstream.address stays readable after the codec's rejection (as on Envoy 1.36 and 1.40).
+    expect(warns[0]).toContain("upstream outbound|8080||legacy.default.svc.cluster.local (10.1.2.3:8080) sent a response Envoy's HTTP/1 codec rejected (upstream_reset_before_response_started{protocol_error})");
   });
 
   test("an application's own 502 is not mistaken for it", async () => {

@@ -38,6 +38,8 @@ export interface UpstreamResponse {
   address?: string;
   /** Protocol the upstream spoke (default HTTP/1.1, whose codec validates the response). */
   protocol?: "HTTP/1.1" | "HTTP/2";
+  /** The cluster the route chose (xds.cluster_name from then on), when the caller routes. */
+  cluster?: string;
 }
 
 /**
@@ -485,6 +487,10 @@ export class HttpStream {
     };
     this.upstreamSeen = seen;
     const res = await (this.spec.upstream ?? defaultUpstream)(seen);
+    if (res.cluster !== undefined) this.info.clusterName = res.cluster;
+    // The router connected before the codec judged the response: upstream.address stays readable
+    // after a protocol error (seen on Envoy 1.36 and 1.40).
+    this.upstreamAddress = res.address;
     if (res.reset) {
       this.resetDetails = "upstream_reset_before_response_started";
       return;
@@ -499,7 +505,6 @@ export class HttpStream {
       await this.encodeLocalReply(this.localReplySent);
       return;
     }
-    this.upstreamAddress = res.address;
     this.response = { status: res.status, details: "via_upstream" };
     this.respHeaders = new HeaderMap(this.envoy.inline.response, [[":status", String(res.status)], ...toByteList(res.headers)]);
     await this.encode(chunksOf(res.body), res.trailers ? toByteList(res.trailers) : null);
