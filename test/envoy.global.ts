@@ -18,7 +18,12 @@ export default function setup(project: TestProject): void {
   if (need) {
     const seen = new Set<string>();
     for (const v of supportedVersions()) {
-      const bin = envoyBinary(v, { log: (l) => console.log(l) });
+      let bin: string;
+      try {
+        bin = envoyBinary(v, { log: (l) => console.log(l) });
+      } catch (err) {
+        throw new Error(`Envoy ${v} is needed by the e2e suite and the validation tests and could not be had: ${(err as Error).message}\n(Set ENVOY_BIN to an Envoy binary, or run E2E_TARGET=local for the host only.)`);
+      }
       // With ENVOY_BIN every requested version is that one binary: run it once, under its own version.
       const version = envoyVersionOf(bin);
       if (seen.has(bin)) continue;
