@@ -59,7 +59,8 @@ function rawView(r: Reply, frontUrl: string): string[] {
   const out = [`status: ${r.status}`];
   const client = r.raw.map(([k, v]) => [k.toLowerCase(), v]).filter(([k]) => !FRAMING.has(k));
   out.push(`client order: ${client.map(([k]) => k).join(" ")}`);
-  for (const [k, v] of client) out.push(`client: ${k}: ${norm(v, port)}`);
+  // adaptive-ratelimit's remaining tokens and reset time depend on when the request came.
+  for (const [k, v] of client) out.push(`client: ${k}: ${k === "ratelimit-remaining" || k === "ratelimit-reset" ? "<varies>" : norm(v, port)}`);
   let echo: any;
   try { echo = JSON.parse(r.body); } catch { echo = undefined; }
   if (echo && typeof echo === "object" && echo.service) echoLines(echo, port, "upstream", out);

@@ -155,7 +155,12 @@ for (const target of TARGETS) {
       expect(rejected[0].headers["ratelimit-limit"]).toBeDefined();
       expect(rejected[0].headers["x-ratelimit-rule"]).toBe("api");
       if (!results.has("429")) results.set("429", new Map());
-      results.get("429")!.set(target.name, view(rejected[0], front!.url).filter((l) => !/^client: (ratelimit-remaining|ratelimit-reset|retry-after):/.test(l)));
+      // Which bound sheds a concurrent burst (the rate, or the in-flight guard that adds
+      // "(too many requests in flight)" to the body) depends on how the 40 requests overlap: the
+      // comparison keeps the reply's shape and leaves out which bound it was, and the counts.
+      results.get("429")!.set(target.name, view(rejected[0], front!.url)
+        .filter((l) => !/^client: (ratelimit-remaining|ratelimit-reset|retry-after|content-length):/.test(l))
+        .map((l) => l.replace(" (too many requests in flight)", "")));
       await new Promise((r) => setTimeout(r, 1500));
       expect((await send(front!.url, { path: "/api/items" })).status).toBe(200);
     });
