@@ -292,6 +292,8 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
 
   test("preserve_case on both sides (manifests/envoy/header-normalizer.yaml): names reach the app and the client as they were sent, Envoy's own in Proper-Case", async () => {
     const doc = parse(readFileSync(`${root}manifests/envoy/header-normalizer.yaml`, "utf8"));
+    // The shipped file fronts an app on 8080; the example upstream takes a port of the suite's range.
+    doc.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = 18197;
     const f = await start(doc);
     const raw = await sendRaw(f.url, ["GET /case HTTP/1.1", "Host: app", "X-Custom-Header: 1", "x-lower-case: 2", "SOAPAction: urn:x"]);
     const r = rawReply(raw);
