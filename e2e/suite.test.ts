@@ -85,6 +85,7 @@ const CASES: Case[] = [
       expect(`${r.json().host}:${r.json().port}`).toBe(PIN.replica);
       expect(r.json().path).toBe("/hello?x=1");
       expect(r.headers["x-pinned-upstream"]).toBe(PIN.replica);
+      expect(r.headers["x-podip-session"]).toBeUndefined();
     },
     control: (r) => expect(r.json().path).toBe(`/_pod/${PIN.replica}/hello?x=1`),
   },
@@ -100,6 +101,17 @@ const CASES: Case[] = [
     run: (base) => send(base, { path }),
     check: (r) => expect(r.status).toBe(status),
   })),
+  {
+    // Envoy's header-based stateful session writes base64(ip:port) of the host it chose on every
+    // response whose request did not name it; the control front shows it.
+    id: "podip-router: no response tells the client a pod address (the session header Envoy writes)",
+    run: (base) => send(base, { path: "/hello" }),
+    check: (r) => {
+      expect(r.status).toBe(200);
+      expect(r.headers["x-podip-session"]).toBeUndefined();
+    },
+    control: (r) => expect(Buffer.from(r.headers["x-podip-session"] ?? "", "base64").toString()).toBe(`127.0.0.1:${r.json().port}`),
+  },
   {
     id: "podip-router: a client-supplied session header cannot pin",
     run: (base) => send(base, { path: "/x", headers: [["x-podip-session", Buffer.from("127.0.0.1:18103").toString("base64")]] }),
@@ -331,6 +343,31 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
     }
   });
   sameAsLocal("duplicate transfer-encoding", target);
+
+  test("Envoy refuses more request headers than max_headers_count (431) before any filter", async () => {
+    const f = await start(parse(readFileSync(`${root}manifests/envoy/podip-router.yaml`, "utf8")));
+    const r = rawReply(await sendRaw(f.url, ["GET /x HTTP/1.1", "Host: web", ...Array.from({ length: 120 }, (_, i) => `h${i}: 1`)]));
+    record("max_headers_count", target, view(r, f.url));
+    expect(r.status).toBe(431);
+  });
+  sameAsLocal("max_headers_count", target);
+
+  test("podip-router fails closed when it cannot read the request headers whole (max_headers_count raised to 2,000; 1,100 headers)", async () => {
+    const doc = parse(readFileSync(`${root}manifests/envoy/podip-router.yaml`, "utf8"));
+    const hcm = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
+    hcm.common_http_protocol_options = { max_headers_count: 2000 };
+    hcm.max_request_headers_kb = 96;
+    const f = await start(doc);
+    const smuggled = ["x-envoy-original-dst-host: 127.0.0.1:18103", `x-podip-session: ${Buffer.from("127.0.0.1:18103").toString("base64")}`];
+    for (const path of ["/hello", `/_pod/${PIN.replica}/hello`]) {
+      const r = rawReply(await sendRaw(f.url, [`GET ${path} HTTP/1.1`, "Host: web", ...Array.from({ length: 1100 }, (_, i) => `h${i}: 1`), ...smuggled]));
+      record(`unreadable headers ${path}`, target, view(r, f.url));
+      expect(r.status).toBe(400);
+      expect(r.body).toBe("podip-router: the request headers could not be read whole, so they could not be sanitised\n");
+    }
+  });
+  sameAsLocal("unreadable headers /hello", target);
+  sameAsLocal(`unreadable headers /_pod/${PIN.replica}/hello`, target);
 
   const odst = (useHeader: boolean) => small({
     policy: null, route: "odst",

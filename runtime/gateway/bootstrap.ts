@@ -34,6 +34,8 @@ export interface ClusterConfig {
 
 export interface GatewayConfig {
   listener: { name: string; address: string; port: number };
+  /** The connection manager's request-header limits. */
+  limits: { maxHeadersCount: number; maxRequestHeadersKb: number };
   /** preserve_case on the connection manager (captures request case, formats responses). */
   headerCase?: CaseFormatter;
   filters: FilterConfig[];
@@ -88,7 +90,10 @@ export function interpret(doc: any): GatewayConfig {
   const net = l.filter_chains[0].filters[0];
   const hcm = net.typed_config;
   if (net.name !== "envoy.filters.network.http_connection_manager" || hcm?.["@type"] !== T.hcm) throw new UnsupportedConfig("listeners[0]: only the HTTP connection manager is interpreted");
-  allow(hcm, "http_connection_manager", ["@type", "stat_prefix", "route_config", "http_filters", "http_protocol_options"]);
+  allow(hcm, "http_connection_manager", ["@type", "stat_prefix", "route_config", "http_filters", "http_protocol_options", "common_http_protocol_options", "max_request_headers_kb"]);
+  if (hcm.common_http_protocol_options) allow(hcm.common_http_protocol_options, "common_http_protocol_options", ["max_headers_count"]);
+  // Envoy's defaults: 100 headers, 60 KiB of them.
+  const limits = { maxHeadersCount: hcm.common_http_protocol_options?.max_headers_count ?? 100, maxRequestHeadersKb: hcm.max_request_headers_kb ?? 60 };
   if (hcm.http_protocol_options) {
     // Header-case preservation only changes bytes on the wire; Node already keeps client case.
     allow(hcm.http_protocol_options, "http_protocol_options", ["header_key_format"]);
@@ -163,5 +168,5 @@ export function interpret(doc: any): GatewayConfig {
     clusters.set(c.name, { name: c.name, type: "STATIC", endpoints, headerCase: clusterCase });
   }
   for (const vh of virtualHosts) for (const r of vh.routes) if (!clusters.has(r.cluster)) throw new UnsupportedConfig(`route to unknown cluster ${r.cluster}`);
-  return { listener: { name: l.name, address: sa.address, port: sa.port_value }, headerCase, filters, virtualHosts, clusters };
+  return { listener: { name: l.name, address: sa.address, port: sa.port_value }, limits, headerCase, filters, virtualHosts, clusters };
 }

@@ -165,6 +165,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const chunks: Buffer[] = [];
       req.on("data", (c) => chunks.push(c));
       req.on("end", async () => {
+        if (req.rawHeaders.length / 2 > cfg.limits.maxHeadersCount) {
+          // Envoy's HTTP/1 codec, past max_headers_count (seen on 1.40).
+          const text = "Request Header Fields Too Large";
+          res.writeHead(431, ["content-length", String(text.length), "content-type", "text/plain", "connection", "close"]);
+          res.end(text);
+          return;
+        }
         // The HTTP/1 codec and the connection manager drop hop-by-hop headers before any filter.
         const headers: Array<[string, string]> = [];
         for (let i = 0; i < req.rawHeaders.length; i += 2) {
@@ -213,12 +220,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     server.once("error", reject);
     server.listen(port, "127.0.0.1", () => resolve((server.address() as AddressInfo).port));
   });
-  const main = createServer(handler(plugins));
+  // The connection manager's limits (Envoy answers 431 past them, as Node's parser does).
+  const serverOptions = { maxHeaderSize: cfg.limits.maxRequestHeadersKb * 1024 };
+  const main = createServer(serverOptions, handler(plugins));
+  // One more than the limit, so that going past it is seen (Node would silently drop the rest).
+  main.maxHeadersCount = cfg.limits.maxHeadersCount + 1;
   const port = await listen(main, opts.port ?? cfg.listener.port);
   let control: Server | undefined;
   let controlPort: number | undefined;
   if (opts.control) {
-    control = createServer(handler([]));
+    control = createServer(serverOptions, handler([]));
+    control.maxHeadersCount = cfg.limits.maxHeadersCount + 1;
     controlPort = await listen(control, 0);
   }
   return {

@@ -90,10 +90,15 @@ class PodIpStream extends FilterStream {
     const root = this.router;
     const s = root.settings;
     const m = root.metrics!;
+    // Fail closed: headers that cannot be read whole cannot be sanitised, so the request is
+    // refused, in dry run too (more than 1,024 headers, once max_headers_count is raised).
     const raw = getHeadersRaw(MapType.RequestHeaders);
-    if (raw === null) return FilterHeadersStatusValues.Continue;
-    const view = PairsView.parse(raw);
-    if (view === null) return FilterHeadersStatusValues.Continue;
+    let parsed: PairsView | null = null;
+    if (raw !== null) parsed = PairsView.parse(raw);
+    if (parsed === null) {
+      return this.refuse(Target.fail(Reject.Unreadable, "the request headers could not be read whole, so they could not be sanitised"), "unknown", "<unread>", true);
+    }
+    const view = parsed!;
 
     // Edge sanitisation, always: no client may hand Envoy a destination or a session.
     let pathAt = -1, authorityAt = -1, trustedAt = -1;
@@ -143,14 +148,14 @@ class PodIpStream extends FilterStream {
     return FilterHeadersStatusValues.Continue;
   }
 
-  private refuse(t: Target, caller: string, target: string): FilterHeadersStatusValues {
+  private refuse(t: Target, caller: string, target: string, evenInDryRun: bool = false): FilterHeadersStatusValues {
     const s = this.router.settings;
     const m = this.router.metrics!;
     m.rejected[0].increment(1);
     m.rejected[<i32>t.reject].increment(1);
     logInfo(FILTER_NAME + " audit: caller=" + caller + " target=" + printable(target) + " outcome=rejected reason=" + REASONS[<i32>t.reject]);
-    if (s.dryRun) return FilterHeadersStatusValues.Continue;
-    const status: u32 = t.reject == Reject.Malformed || t.reject == Reject.UnknownName ? 400 : 403;
+    if (s.dryRun && !evenInDryRun) return FilterHeadersStatusValues.Continue;
+    const status: u32 = t.reject == Reject.Malformed || t.reject == Reject.UnknownName || t.reject == Reject.Unreadable ? 400 : 403;
     sendLocalResponse(status, "podip_router_" + REASONS[<i32>t.reject], FILTER_NAME + ": " + t.reason + "\n", new Array<Header>());
     return FilterHeadersStatusValues.StopIteration;
   }
@@ -179,6 +184,10 @@ class PodIpStream extends FilterStream {
 
   onResponseHeaders(count: u32, end_of_stream: bool): FilterHeadersStatusValues {
     const s = this.router.settings;
+    // Envoy's header-based stateful session writes base64(ip:port) of the chosen host on every
+    // response whose request did not name it: an internal pod address. It never reaches the
+    // client; a pinned response names its pin in response_header.
+    removeHeader(MapType.ResponseHeaders, s.sessionHeader);
     if (this.pinned.length > 0) setHeader(MapType.ResponseHeaders, s.responseHeader, this.pinned);
     if (s.stampBuild) setHeader(MapType.ResponseHeaders, "x-podip-router-build", VERSION);
     return FilterHeadersStatusValues.Continue;

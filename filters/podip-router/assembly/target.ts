@@ -2,9 +2,9 @@
 // is accepted and everything else is refused with a reason, before any policy runs.
 import { Cidr, IpAddr, parseCidr, parseIp } from "../../../runtime/assembly/ip";
 
-export enum Reject { None, Malformed, UnknownName, DeniedRange, NotAllowedRange, PortNotAllowed, Unauthorized }
+export enum Reject { None, Malformed, UnknownName, DeniedRange, NotAllowedRange, PortNotAllowed, Unauthorized, Unreadable }
 
-export const REASONS: Array<string> = ["", "malformed", "unknown_name", "denied_range", "not_allowed_range", "port_not_allowed", "unauthorized"];
+export const REASONS: Array<string> = ["", "malformed", "unknown_name", "denied_range", "not_allowed_range", "port_not_allowed", "unauthorized", "unreadable"];
 
 export class Target {
   constructor(
