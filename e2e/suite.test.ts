@@ -369,6 +369,26 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
   sameAsLocal("unreadable headers /hello", target);
   sameAsLocal(`unreadable headers /_pod/${PIN.replica}/hello`, target);
 
+  for (const mode of ["original-dst-filter-state", "original-dst-header"]) {
+    test(`podip-router hand_off ${mode} (manifests/envoy/podip-router.yaml): the pin reaches the named replica through the ORIGINAL_DST cluster`, async () => {
+      const doc = parse(readFileSync(`${root}manifests/envoy/podip-router.yaml`, "utf8"));
+      const podip = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.config;
+      podip.configuration.value = JSON.stringify({ ...JSON.parse(podip.configuration.value), hand_off: mode });
+      const f = await start(doc);
+      const r = await send(f.url, { path: `/_pod/${PIN.replica}/hello` });
+      record(`hand_off ${mode}`, target, view(r, f.url, true));
+      expect(r.status).toBe(200);
+      expect(`127.0.0.1:${r.json().port}`).toBe(PIN.replica);
+      expect(r.json().path).toBe("/hello");
+      // A client's own pin header and destination never take that route.
+      const c = await send(f.url, { path: "/hello", headers: [["x-podip-router-pin", "original-dst"], ["x-envoy-original-dst-host", "127.0.0.1:18150"]] });
+      expect(c.status).toBe(200);
+      expect(seen(c, "x-podip-router-pin")).toEqual([]);
+      expect(seen(c, "x-envoy-original-dst-host")).toEqual([]);
+    });
+    sameAsLocal(`hand_off ${mode}`, target);
+  }
+
   const odst = (useHeader: boolean) => small({
     policy: null, route: "odst",
     clusters: [

@@ -10,7 +10,11 @@ export interface PodIpSpec {
   gatewaySelector: Record<string, string>;
   /** The gateway virtual host whose routes pin requests use (original-dst mode). */
   gatewayVirtualHost: string;
-  trustDomain: string;
+  /**
+   * Original-dst mode: the SPIFFE ids the pinned pods may present (the target services' service
+   * accounts). Any other peer, istiod or a workload of another namespace, fails the TLS handshake.
+   */
+  originalDstIdentities: string[];
   configuration: Record<string, unknown>;
 }
 
@@ -55,16 +59,26 @@ function meshSds(name: string): Record<string, unknown> {
   };
 }
 
-/** An ORIGINAL_DST cluster that speaks the mesh's mTLS (Istio's SDS secrets) to any pod in the trust domain. */
-export function originalDstCluster(trustDomain: string, sds = true): Record<string, unknown> {
+/**
+ * The ORIGINAL_DST cluster of original-dst mode. It takes the destination from the filter state
+ * or, with use_http_header, from x-envoy-original-dst-host (Envoy ignores that header otherwise:
+ * shown on real Envoy by the e2e suite); only podip-router sets either, after stripping the
+ * client's copies, and only requests it marked with the pin header are routed here. With
+ * `identities`, it speaks the mesh's mTLS (Istio's SDS secrets) and accepts only those SPIFFE ids.
+ */
+export function originalDstCluster(identities: string[] | null): Record<string, unknown> {
   const cluster: Record<string, unknown> = {
     name: ORIGINAL_DST_CLUSTER,
     type: "ORIGINAL_DST",
     lb_policy: "CLUSTER_PROVIDED",
     connect_timeout: "2s",
     cleanup_interval: "60s",
+    original_dst_lb_config: { use_http_header: true },
   };
-  if (sds) {
+  if (identities !== null) {
+    for (const id of identities) {
+      if (!/^spiffe:\/\/[^/]+\/ns\/[^/]+\/sa\/[^/]+$/.test(id)) throw new Error(`originalDstIdentities: ${id} is not a workload SPIFFE id (spiffe://<trust domain>/ns/<namespace>/sa/<service account>)`);
+    }
     cluster.transport_socket = {
       name: "envoy.transport_sockets.tls",
       typed_config: {
@@ -74,7 +88,7 @@ export function originalDstCluster(trustDomain: string, sds = true): Record<stri
           tls_certificate_sds_secret_configs: [meshSds("default")],
           combined_validation_context: {
             default_validation_context: {
-              match_typed_subject_alt_names: [{ san_type: "URI", matcher: { prefix: `spiffe://${trustDomain}/` } }],
+              match_typed_subject_alt_names: identities.map((id) => ({ san_type: "URI", matcher: { exact: id } })),
             },
             validation_context_sds_secret_config: meshSds("ROOTCA"),
           },
@@ -104,7 +118,7 @@ export function sessionEnvoyFilter(spec: PodIpSpec): Record<string, unknown> {
 
 export function originalDstEnvoyFilter(spec: PodIpSpec): Record<string, unknown> {
   return envoyFilterResource(suiteMetadata("podip-router-original-dst", spec.namespace, "podip-router"), spec.gatewaySelector, [
-    { applyTo: "CLUSTER", match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX } }, patch: { operation: "ADD", value: originalDstCluster(spec.trustDomain) } },
+    { applyTo: "CLUSTER", match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX } }, patch: { operation: "ADD", value: originalDstCluster(spec.originalDstIdentities) } },
     {
       applyTo: "HTTP_ROUTE",
       match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX }, routeConfiguration: { vhost: { name: spec.gatewayVirtualHost } } },
@@ -143,7 +157,7 @@ export function standaloneBootstrap(spec: PodIpSpec, listenPort: number, endpoin
             endpoints: [{ lb_endpoints: endpoints.map((port) => ({ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port } } } })) }],
           },
         },
-        originalDstCluster(spec.trustDomain, false),
+        originalDstCluster(null),
       ],
     },
   };
@@ -153,7 +167,7 @@ export const EXAMPLE: PodIpSpec = {
   namespace: "istio-system",
   gatewaySelector: { istio: "ingressgateway" },
   gatewayVirtualHost: "gw.example.com:443",
-  trustDomain: "cluster.local",
+  originalDstIdentities: ["spiffe://cluster.local/ns/web/sa/web"],
   configuration: {
     allowed_cidrs: ["10.8.0.0/16"],
     allowed_ports: [8080, "9000-9100"],

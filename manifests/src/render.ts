@@ -39,8 +39,10 @@ export function renderAll(): Map<string, string> {
     "# filter: apply the session patch of istio-session.yaml too. Replace url and sha256 with your registry's image and digest.\n" +
     docs(podip.wasmPlugins(podip.EXAMPLE)));
   out.set("podip-router/istio-original-dst.yaml",
-    HEADER + "# Opt-in original-dst mode: an ORIGINAL_DST cluster with the mesh's mTLS (Istio SDS secrets, any SPIFFE id of the\n" +
-    "# trust domain) and a first route selecting it for requests podip-router marked. Use with hand_off original-dst-*.\n" +
+    HEADER + "# Opt-in original-dst mode: an ORIGINAL_DST cluster with the mesh's mTLS (Istio SDS secrets) that accepts only the\n" +
+    "# target service's SPIFFE id (spiffe://cluster.local/ns/web/sa/web here: set yours), reads the destination from the filter\n" +
+    "# state or x-envoy-original-dst-host (use_http_header), and a first route selecting it for requests podip-router marked.\n" +
+    "# Use with hand_off original-dst-filter-state or original-dst-header.\n" +
     docs([podip.originalDstEnvoyFilter(podip.EXAMPLE)]));
   out.set("envoy/podip-router.yaml",
     HEADER + "# Standalone Envoy: podip-router + strict stateful_session + router in front of three local replicas of \"web\"\n" +

@@ -69,7 +69,7 @@ export function suiteBootstrap(): Record<string, unknown> {
       clusters: [
         cluster("web", WEB_REPLICAS),
         ...Object.entries(SERVICES).flatMap(([service, envs]) => Object.entries(envs).map(([env, port]) => cluster(`${service}.${env}`, [port]))),
-        originalDstCluster("cluster.local", false),
+        originalDstCluster(null),
       ],
     },
   };
