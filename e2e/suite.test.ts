@@ -60,6 +60,22 @@ const CASES: Case[] = [
     control: (r) => expect(seen(r, "content-type")).toEqual(["application/json,application/json"]),
   },
   {
+    id: "header-normalizer: one Content-Type line with an unquoted comma (boundary=a,b) reaches the upstream unchanged",
+    run: (base) => send(base, { path: "/upload", headers: [["Content-Type", "multipart/form-data; boundary=a,b"]], body: "--a,b--" }),
+    check: (r) => expect(seen(r, "content-type")).toEqual(["multipart/form-data; boundary=a,b"]),
+    control: (r) => expect(seen(r, "content-type")).toEqual(["multipart/form-data; boundary=a,b"]),
+  },
+  {
+    id: "header-normalizer: two different Authorization lines are refused with 400",
+    run: (base) => send(base, { path: "/account", headers: [["Authorization", "Bearer aaa"], ["Authorization", "Bearer bbb"]] }),
+    check: (r) => {
+      expect(r.status).toBe(400);
+      expect(r.body).toBe("header-normalizer: conflicting authorization values\n");
+    },
+    // Without the filter Envoy joins the two lines and the app gets both credentials in one value.
+    control: (r) => expect(seen(r, "authorization")).toEqual(["Bearer aaa,Bearer bbb"]),
+  },
+  {
     id: "env-router: reviews@feature-x -> ratings@default (no feature-x) -> details@feature-x",
     run: (base) => chain(base, "reviews", [["x-env", "feature-x"], via(base)]),
     check: (r) => expect(hops(r)).toEqual(["reviews@feature-x", "ratings@default", "details@feature-x"]),

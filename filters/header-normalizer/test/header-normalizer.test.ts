@@ -46,6 +46,38 @@ describe("the Spring 415 case", () => {
   });
 });
 
+describe("one line is never split as if it were two", () => {
+  test("content-type with an unquoted comma in its boundary reaches the upstream unchanged", async () => {
+    const { envoy } = normalizer();
+    const ct = "multipart/form-data; boundary=a,b";
+    const res = await envoy.request({ method: "POST", body: "--a,b--", headers: [["content-type", ct]] });
+    expect(res.status).toBe(200);
+    expect(all(res.upstream!.headers, "content-type")).toEqual([ct]);
+    expect(envoy.metric("header_normalizer.request.conflict_resolved")).toBe(0);
+  });
+});
+
+describe("authorization: two credentials are refused by default", () => {
+  test("two different Authorization lines (joined by Envoy) get 400, the upstream never sees them", async () => {
+    const { envoy } = normalizer();
+    const res = await envoy.request({ headers: [["Authorization", "Bearer aaa"], ["Authorization", "Bearer bbb"]] });
+    expect(res.status).toBe(400);
+    expect(res.body).toBe("header-normalizer: conflicting authorization values\n");
+    expect(res.upstream).toBeNull();
+  });
+  test("two identical lines become one", async () => {
+    const { envoy } = normalizer();
+    const res = await envoy.request({ headers: [["Authorization", "Bearer aaa"], ["Authorization", "Bearer aaa"]] });
+    expect(all(res.upstream!.headers, "authorization")).toEqual(["Bearer aaa"]);
+  });
+  test("one Digest credential passes unchanged", async () => {
+    const { envoy } = normalizer();
+    const digest = `Digest username="a", realm="b", nonce="c", uri="/", response="d"`;
+    const res = await envoy.request({ headers: [["Authorization", digest]] });
+    expect(all(res.upstream!.headers, "authorization")).toEqual([digest]);
+  });
+});
+
 describe("conflicting values under each policy", () => {
   const conflicting: RequestSpec = { headers: [["x-tenant", "blue"], ["x-tenant", "green"]] };
   const rule = (onConflict: string) => ({ headers: [{ name: "x-tenant", on_conflict: onConflict }] });

@@ -29,6 +29,17 @@ describe("decide", () => {
     expect(d.value).toBe("multipart/form-data; boundary=\"a,b\"");
   });
 
+  it("passes a single line whose unquoted comma is not between two media types (boundary=a,b)", () => {
+    expect(decide(rule(OnConflict.First), ["multipart/form-data; boundary=a,b"]).action).toBe(Action.Clean);
+    expect(decide(rule(OnConflict.First), ["text/plain; charset=utf-8,"]).action).toBe(Action.Clean);
+  });
+
+  it("still collapses two joined lines that each carry such a value", () => {
+    const d = decide(rule(OnConflict.First), ["multipart/form-data; boundary=a,multipart/form-data; boundary=a"]);
+    expect(d.action).toBe(Action.Collapse);
+    expect(d.value).toBe("multipart/form-data; boundary=a");
+  });
+
   it("resolves conflicts by first or last, or rejects", () => {
     const values = ["application/json, text/plain"];
     expect(decide(rule(OnConflict.First), values).value).toBe("application/json");
@@ -57,7 +68,9 @@ describe("decide", () => {
     let many = "a";
     for (let i = 0; i < 100; i++) many += ",a";
     expect(decide(rule(OnConflict.First), [many]).action).toBe(Action.Malformed);
-    expect(decide(rule(OnConflict.First), ["a\r\nx: y,a\r\nx: y"]).action).toBe(Action.Malformed);
+    const plain = new Rule("x-single", HeaderClass.Singleton, OnConflict.First, true, true, true);
+    expect(decide(plain, ["a\r\nx: y,a\r\nx: y"]).action).toBe(Action.Malformed);
+    expect(decide(rule(OnConflict.First), ["text/plain\r\nx: y,text/plain\r\nx: y"]).action).toBe(Action.Clean);
     expect(unsafeValue("a\u0000")).toBe(true);
     expect(unsafeValue("ok")).toBe(false);
   });
@@ -137,5 +150,32 @@ describe("parseSettings", () => {
     expect(validHeaderName("x api")).toBe(false);
     expect(validHeaderName("")).toBe(false);
     expect(validHeaderName("X-Api")).toBe(false);
+  });
+});
+
+describe("authorization: joined credentials are split, one credential is never", () => {
+  const auth = (): Rule => {
+    const rules = defaultRules();
+    for (let i = 0; i < rules.length; i++) if (rules[i].name == "authorization") return rules[i];
+    return rules[0];
+  };
+  it("two different Bearer lines joined by Envoy conflict (rejected by default)", () => {
+    const d = decide(auth(), ["Bearer aaa,Bearer bbb"]);
+    expect(d.action).toBe(Action.Reject);
+    expect(d.reason).toBe("conflicting authorization values");
+  });
+  it("two identical lines collapse to one", () => {
+    const d = decide(auth(), ["Basic YWxhZGRpbjpvcGVuc2VzYW1l,Basic YWxhZGRpbjpvcGVuc2VzYW1l"]);
+    expect(d.action).toBe(Action.Collapse);
+    expect(d.value).toBe("Basic YWxhZGRpbjpvcGVuc2VzYW1l");
+  });
+  it("Digest credentials keep their own commas", () => {
+    expect(decide(auth(), ["Digest username=\"a\", realm=\"b, c\", nonce=\"d\", uri=\"/\", response=\"e\""]).action).toBe(Action.Clean);
+  });
+  it("two joined Digest credentials are two values, each kept whole", () => {
+    const one = "Digest username=\"a\", realm=\"b\", nonce=\"d\"";
+    const d = decide(auth(), [one + "," + one]);
+    expect(d.action).toBe(Action.Collapse);
+    expect(d.value).toBe(one);
   });
 });
