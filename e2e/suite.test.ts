@@ -336,6 +336,30 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
   });
   sameAsLocal("preserve_case", target);
 
+  // Which side captures: the connection manager's formatter keeps the request's names, the
+  // cluster's the response's (each side alone, on the same file).
+  for (const only of ["connection manager", "cluster"] as const) {
+    test(`preserve_case on the ${only} only: ${only === "cluster" ? "responses" : "requests"} keep their case, ${only === "cluster" ? "requests" : "responses"} are lowercase`, async () => {
+      const doc = parse(readFileSync(`${root}manifests/envoy/header-normalizer.yaml`, "utf8"));
+      doc.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = 18197;
+      if (only === "cluster") delete doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_protocol_options;
+      else delete doc.static_resources.clusters[0].typed_extension_protocol_options;
+      const f = await start(doc);
+      const r = rawReply(await sendRaw(f.url, ["GET /case HTTP/1.1", "Host: app", "X-Custom-Header: 1"]));
+      record(`preserve_case ${only} only`, target, view(r, f.url, false, true));
+      const upstream = (r.json().headers as Array<[string, string]>).map(([k]) => k);
+      const client = r.raw.map(([k]) => k);
+      if (only === "cluster") {
+        expect(upstream).toContain("x-custom-header");
+        expect(client).toEqual(expect.arrayContaining(["Content-Type", "X-Served-By"]));
+      } else {
+        expect(upstream).toEqual(expect.arrayContaining(["Host", "X-Custom-Header", "X-Request-Id"]));
+        expect(client).toEqual(expect.arrayContaining(["content-type", "x-served-by"]));
+      }
+    });
+    sameAsLocal(`preserve_case ${only} only`, target);
+  }
+
   test("an upstream sending Transfer-Encoding twice: Envoy's codec answers 502, header-normalizer tags it and names the upstream once in the log", async () => {
     const doc = parse(readFileSync(`${root}manifests/envoy/header-normalizer.yaml`, "utf8"));
     doc.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = 18195;

@@ -34,8 +34,14 @@ export interface Gateway {
 const REQUEST_HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"]);
 
-/** Per stream: the case header names arrived in (request from the client, response from the upstream). */
-interface StreamCase { request?: Map<string, string>; response?: Map<string, string> }
+/**
+ * Per stream, the formatter attached to each header map by the codec that parsed it (seen on
+ * Envoy 1.40): the connection manager's preserve_case captures the request's names and Envoy
+ * writes the upstream request with it; the cluster's captures the response's names and Envoy
+ * writes the client's response with it. A side without one writes lowercase.
+ */
+interface Captured { fmt: CaseFormatter; seen: Map<string, string> }
+interface StreamCase { request?: Captured; response?: Captured }
 const streamCase = new AsyncLocalStorage<StreamCase>();
 
 function captureCase(raw: string[]): Map<string, string> {
@@ -125,7 +131,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return Promise.resolve({ ...routerReply(503, "no healthy upstream"), cluster: cluster.name });
     }
     const ctx = streamCase.getStore();
-    const name = (k: string) => formatName(k, cluster.headerCase, ctx?.request);
+    const name = (k: string) => formatName(k, ctx?.request?.fmt, ctx?.request?.seen);
     const headers: string[] = [];
     for (const [k, v] of up.rawHeaders) {
       if (k.startsWith(":") || HOP_BY_HOP.has(k)) continue;
@@ -144,7 +150,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         res.on("data", (c) => chunks.push(c));
         res.on("end", () => {
           const out: Array<[string, string]> = [];
-          if (cluster.headerCase && ctx) ctx.response = captureCase(res.rawHeaders);
+          if (cluster.headerCase && ctx) ctx.response = { fmt: cluster.headerCase, seen: captureCase(res.rawHeaders) };
           for (let i = 0; i < res.rawHeaders.length; i += 2) {
             const k = res.rawHeaders[i].toLowerCase();
             // transfer-encoding goes on to the host, whose HTTP/1 codec check rejects a doubled
@@ -184,9 +190,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         // x-forwarded-proto (this listener is plain HTTP).
         if (!headers.some(([k]) => k.toLowerCase() === "x-forwarded-proto")) headers.push(["x-forwarded-proto", "http"]);
         if (!headers.some(([k]) => k.toLowerCase() === "x-request-id")) headers.push(["x-request-id", randomUUID()]);
-        // preserve_case on the connection manager: the case each name arrived in, for the upstream
-        // request (if the cluster formats too) and for this stream's response.
-        const names: StreamCase = { request: cfg.headerCase ? captureCase(req.rawHeaders) : undefined };
+        // preserve_case on the connection manager: the case each request name arrived in.
+        const names: StreamCase = { request: cfg.headerCase ? { fmt: cfg.headerCase, seen: captureCase(req.rawHeaders) } : undefined };
         try {
           const result = await streamCase.run(names, () => envoy.request({
             method: req.method, path: req.url, scheme: "http", headers, body: body.length > 0 ? body : undefined,
@@ -200,11 +205,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           for (const [k, v] of result.headers) {
             if (k.startsWith(":") || HOP_BY_HOP.has(k)) continue;
             if (k === "content-length" && Number(v) !== result.bodyBytes.length) continue;
-            out.push(formatName(k, cfg.headerCase, names.response), v);
+            out.push(formatName(k, names.response?.fmt, names.response?.seen), v);
           }
           // Envoy's HTTP/1 codec ends a bodiless response with content-length: 0.
           if (result.bodyBytes.length === 0 && !out.some((k, i) => i % 2 === 0 && k.toLowerCase() === "content-length") && result.status !== 204 && result.status !== 304 && result.status >= 200) {
-            out.push(formatName("content-length", cfg.headerCase, names.response), "0");
+            out.push(formatName("content-length", names.response?.fmt, names.response?.seen), "0");
           }
           res.writeHead(result.status, out);
           res.end(result.bodyBytes);
