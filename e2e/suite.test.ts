@@ -6,7 +6,10 @@
 // local target's (differential.ts): a difference that is not on the documented list fails.
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { parse } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
+import { envoyFilterBootstrap } from "../manifests/lib/envoyfilter-bootstrap.js";
+import { startEcho } from "../runtime/gateway/echo.js";
+import { startEnvoy } from "../runtime/gateway/envoy.js";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { Front, PIN, Reply, Target, hops, rawReply, root, seen, send, sendRaw, startFront, targets } from "./harness.js";
 import { compareRuns, view } from "./differential.js";
@@ -427,6 +430,39 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
       expect(seen(c, "x-envoy-original-dst-host")).toEqual([]);
     });
     sameAsLocal(`hand_off ${mode}`, target);
+  }
+
+  // The Istio recipe (for Istio before 1.25), each hop's patches applied as istiod would to a
+  // sidecar-like bootstrap, chained: the caller's sidecar (or the gateway) -> the app's sidecar ->
+  // the app. Real Envoy only: the local gateway does not read Istio-shaped bootstraps (node, SDS).
+  if (target.kind === "envoy") {
+    for (const [first, label] of [[1, "a calling sidecar"], [2, "the ingress gateway"]] as const) {
+      test(`preserve-case.envoyfilter.yaml on ${label} and the app's sidecar: names keep their case both ways, and only the app's cluster is patched`, async () => {
+        const efs = parseAllDocuments(readFileSync(`${root}manifests/header-normalizer/preserve-case.envoyfilter.yaml`, "utf8")).map((d) => d.toJS() as any);
+        const appSide = envoyFilterBootstrap(efs[0], { context: "SIDECAR_INBOUND", endpointPort: () => 18197 });
+        const echo = await startEcho([{ service: "legacy-app", env: "default", replica: 0, port: 18197 }], () => 0);
+        const app = await startEnvoy({ bin: target.bin, bootstrap: appSide, cwd: root, concurrency: 1 });
+        const appPort = [...app.ports.values()][0];
+        const firstSide = envoyFilterBootstrap(efs[first], { context: first === 1 ? "SIDECAR_OUTBOUND" : "GATEWAY", endpointPort: () => appPort });
+        const front = await startEnvoy({ bin: target.bin, bootstrap: firstSide, cwd: root, concurrency: 1 });
+        try {
+          const r = rawReply(await sendRaw(`http://127.0.0.1:${[...front.ports.values()][0]}`, ["GET /case HTTP/1.1", "Host: legacy-app", "X-Custom-Header: 1", "SOAPAction: urn:x"]));
+          expect(r.status).toBe(200);
+          const upstream = (r.json().headers as Array<[string, string]>).map(([k]) => k);
+          expect(upstream).toEqual(expect.arrayContaining(["Host", "X-Custom-Header", "SOAPAction"]));
+          expect(r.raw.map(([k]) => k)).toEqual(expect.arrayContaining(["Content-Type", "X-Served-By"]));
+          // Every cluster but the app's keeps its own protocol options.
+          for (const doc of [appSide, firstSide]) {
+            const other = doc.static_resources.clusters.find((c: any) => c.name.startsWith("outbound|9090|"));
+            expect(other.typed_extension_protocol_options).toBeUndefined();
+          }
+        } finally {
+          await front.stop();
+          await app.stop();
+          await echo();
+        }
+      });
+    }
   }
 
   const odst = (useHeader: boolean) => small({

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { CONTEXT, beforeRouterMatch, envoyFilterResource, wasmPlugin } from "../../manifests/src/wasm.js";
 import { subsetName } from "../../manifests/src/env-router.js";
 import { statefulSessionFilter, SESSION_HEADER, PIN_HEADER } from "../../manifests/src/podip-router.js";
-import { preserveCaseEnvoyFilter } from "../../manifests/src/header-normalizer.js";
+import { preserveCaseEnvoyFilters } from "../../manifests/src/header-normalizer.js";
 
 export const NS = "e2e";
 export const SERVICES: Record<string, string[]> = { reviews: ["default", "feature-x"], ratings: ["default"], details: ["default", "feature-x"], web: ["default"] };
@@ -98,15 +98,12 @@ export function istioResources(digests: Record<string, string>, registry: string
     ]),
   );
   // Header-name case kept on the HTTP/1 hops: the ingress gateway and the web pods' sidecars.
-  const onWeb: any = preserveCaseEnvoyFilter();
-  onWeb.metadata = { name: "preserve-case-web", namespace: NS };
-  onWeb.spec.workloadSelector = { labels: { app: "web" } };
-  const onGateway: any = preserveCaseEnvoyFilter();
-  onGateway.metadata = { name: "preserve-case-gateway", namespace: "istio-system" };
-  onGateway.spec.workloadSelector = { labels: gw };
-  onGateway.spec.configPatches = onGateway.spec.configPatches
-    .filter((p: any) => p.match.context === "SIDECAR_INBOUND")
-    .map((p: any) => ({ ...p, match: { ...p.match, context: "GATEWAY" } }));
+  const [onWeb, , onGateway] = preserveCaseEnvoyFilters({
+    namespace: NS,
+    app: { selector: { app: "web" }, host: `web.${NS}.svc.cluster.local`, port: 8080 },
+    callers: { app: "web" },
+    gateway: { namespace: "istio-system", selector: gw, port: 8080 },
+  });
   out.push(onWeb, onGateway);
   return out;
 }

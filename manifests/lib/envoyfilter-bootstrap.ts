@@ -1,8 +1,9 @@
 // Renders an Istio EnvoyFilter's patches into a standalone Envoy bootstrap, the way istiod would
 // apply them to a proxy's config, so that real Envoy can judge the values (`envoy --mode validate`).
 // The base stands in for what Istio generates: one listener whose HTTP connection manager ends with
-// the router, a virtual host named as the patch's match asks, one STATIC service cluster and the
-// SDS cluster Istio's secrets come from. Merge follows protobuf merge (Istio's MERGE): messages
+// the router, a virtual host named as the patch's match asks, the STATIC clusters the patches'
+// matches name (Istio's `direction|port|subset|host` names, routed to by the one route) beside an
+// unrelated one, and the SDS cluster Istio's secrets come from. Merge follows protobuf merge (Istio's MERGE): messages
 // merge field by field, lists append, scalars replace. Only the operations the suite ships are
 // rendered; anything else is refused by name.
 const HCM = "envoy.filters.network.http_connection_manager";
@@ -23,7 +24,32 @@ function localModules(value: any): any {
   return JSON.parse(JSON.stringify(value).replace(/"\/var\/local\/lib\/wasm\/([a-z0-9-]+\.wasm)"/g, '"dist/$1"'));
 }
 
-export function envoyFilterBootstrap(ef: any): Record<string, any> {
+/** Does an Istio-named cluster (`direction|port|subset|host`) match a patch's `match.cluster`? */
+function clusterMatches(name: string, m: any): boolean {
+  if (!m) return true;
+  if (m.name !== undefined) return m.name === name;
+  const [, port, subset, host] = name.split("|");
+  if (m.portNumber !== undefined && String(m.portNumber) !== port) return false;
+  if (m.service !== undefined && m.service !== host) return false;
+  if (m.subset !== undefined && m.subset !== subset) return false;
+  return port !== undefined;
+}
+
+/** The cluster Istio would generate for a patch's `match.cluster` in that context. */
+function istioClusterName(context: string, m: any): string {
+  if (m.name !== undefined) return m.name;
+  if (context === "SIDECAR_INBOUND") return `inbound|${m.portNumber ?? 8080}||`;
+  return `outbound|${m.portNumber ?? 80}|${m.subset ?? ""}|${m.service ?? "service.default.svc.cluster.local"}`;
+}
+
+export interface PatchedBootstrapOptions {
+  /** Apply only the patches of this context (default: every patch). */
+  context?: string;
+  /** Where each cluster's one endpoint listens (default 127.0.0.1:18999). */
+  endpointPort?: (cluster: string) => number;
+}
+
+export function envoyFilterBootstrap(ef: any, opts: PatchedBootstrapOptions = {}): Record<string, any> {
   const hcm: any = {
     "@type": HCM_TYPE,
     stat_prefix: "patched",
@@ -32,8 +58,9 @@ export function envoyFilterBootstrap(ef: any): Record<string, any> {
   };
   const staticCluster = (name: string) => ({
     name, type: "STATIC", connect_timeout: "1s",
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: 18999 } } } }] }] },
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: opts.endpointPort?.(name) ?? 18999 } } } }] }] },
   });
+  const patches = (ef.spec.configPatches as any[]).filter((p) => !opts.context || p.match?.context === opts.context);
   const sds = {
     ...staticCluster("sds-grpc"),
     typed_extension_protocol_options: {
@@ -43,10 +70,18 @@ export function envoyFilterBootstrap(ef: any): Record<string, any> {
       },
     },
   };
-  const clusters: any[] = [staticCluster("service")];
-  const vhostName = (ef.spec.configPatches as any[]).map((p) => p.match?.routeConfiguration?.vhost?.name).find(Boolean) ?? "service";
-  hcm.route_config.virtual_hosts.push({ name: vhostName, domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "service" } }] });
-  for (const [i, p] of (ef.spec.configPatches as any[]).entries()) {
+  // An unrelated cluster ("other", which no scoped patch may touch), and the clusters the patches name.
+  const clusters: any[] = [staticCluster("outbound|9090||other.default.svc.cluster.local")];
+  for (const p of patches) {
+    if (p.applyTo === "CLUSTER" && p.match?.cluster) {
+      const name = istioClusterName(p.match.context, p.match.cluster);
+      if (!clusters.some((c) => c.name === name)) clusters.push(staticCluster(name));
+    }
+  }
+  const routed = clusters[clusters.length - 1].name;
+  const vhostName = patches.map((p) => p.match?.routeConfiguration?.vhost?.name).find(Boolean) ?? "service";
+  hcm.route_config.virtual_hosts.push({ name: vhostName, domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: routed } }] });
+  for (const [i, p] of patches.entries()) {
     const at = `${ef.metadata.name}.configPatches[${i}]`;
     const value = localModules(p.patch.value);
     const op = `${p.applyTo} ${p.patch.operation}`;
@@ -61,7 +96,7 @@ export function envoyFilterBootstrap(ef: any): Record<string, any> {
       if (type !== HCM_TYPE) throw new Error(`${at}: typed_config is not the HTTP connection manager`);
       mergeInto(hcm, fields);
     } else if (op === "CLUSTER MERGE") {
-      for (const c of clusters) mergeInto(c, value);
+      for (const c of clusters) if (clusterMatches(c.name, p.match?.cluster)) mergeInto(c, value);
     } else if (op === "CLUSTER ADD") {
       clusters.push(value);
     } else if (op === "HTTP_ROUTE INSERT_FIRST") {

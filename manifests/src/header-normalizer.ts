@@ -41,20 +41,51 @@ export function wasmPlugins(): Record<string, unknown>[] {
   ];
 }
 
-/** preserve_case on both hops of a sidecar (HTTP/1.1 only). */
-export function preserveCaseEnvoyFilter(): Record<string, unknown> {
-  const hcm = (context: string) => ({
+/** Where header-name case must survive: one HTTP/1.1 app, the workloads that call it, the gateway. */
+export interface CaseSpec {
+  namespace: string;
+  app: { selector: Record<string, string>; host: string; port: number };
+  /** Labels of the calling workloads (their sidecars' outbound hop to the app). */
+  callers: Record<string, string>;
+  /** The ingress gateway: its namespace (a selector reaches only its own namespace), labels and listener port. */
+  gateway: { namespace: string; selector: Record<string, string>; port: number };
+}
+
+export const CASE_EXAMPLE: CaseSpec = {
+  namespace: "default",
+  app: { selector: SELECTOR, host: "legacy-app.default.svc.cluster.local", port: 8080 },
+  callers: { "filter-suite/preserve-header-case": "true" },
+  gateway: { namespace: "istio-system", selector: { istio: "ingressgateway" }, port: 8080 },
+};
+
+const HCM_NAME = "envoy.filters.network.http_connection_manager";
+
+/**
+ * preserve_case for Istio versions without ProxyConfig.proxyHeaders.preserveHttp1HeaderCase
+ * (before 1.25), scoped to the one HTTP/1.1 app: on each hop the connection manager of the
+ * listener on the app's port captures the request's names, and the app's cluster (and only it)
+ * captures the response's. Every other cluster keeps Istio's own protocol options.
+ */
+export function preserveCaseEnvoyFilters(spec: CaseSpec = CASE_EXAMPLE): Record<string, unknown>[] {
+  const hcm = (context: string, port: number) => ({
     applyTo: "NETWORK_FILTER",
-    match: { context, proxy: { proxyVersion: PROXY_VERSION_REGEX }, listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager" } } } },
-    patch: { operation: "MERGE", value: { name: "envoy.filters.network.http_connection_manager", typed_config: { "@type": HCM_TYPE, http_protocol_options: { header_key_format: { stateful_formatter: PRESERVE_CASE } } } } },
+    match: { context, proxy: { proxyVersion: PROXY_VERSION_REGEX }, listener: { portNumber: port, filterChain: { filter: { name: HCM_NAME } } } },
+    patch: { operation: "MERGE", value: { name: HCM_NAME, typed_config: { "@type": HCM_TYPE, http_protocol_options: { header_key_format: { stateful_formatter: PRESERVE_CASE } } } } },
   });
-  const cluster = (context: string) => ({
+  const cluster = (context: string, match: Record<string, unknown>) => ({
     applyTo: "CLUSTER",
-    match: { context, proxy: { proxyVersion: PROXY_VERSION_REGEX } },
+    match: { context, proxy: { proxyVersion: PROXY_VERSION_REGEX }, cluster: match },
     patch: { operation: "MERGE", value: { typed_extension_protocol_options: clusterProtocolOptions() } },
   });
-  return envoyFilterResource(suiteMetadata("header-normalizer-preserve-case", "default", "header-normalizer"), SELECTOR,
-    [hcm(CONTEXT["sidecar-inbound"]), hcm(CONTEXT["sidecar-outbound"]), cluster(CONTEXT["sidecar-inbound"]), cluster(CONTEXT["sidecar-outbound"])]);
+  const { app } = spec;
+  return [
+    envoyFilterResource(suiteMetadata("header-normalizer-preserve-case-app", spec.namespace, "header-normalizer"), app.selector,
+      [hcm(CONTEXT["sidecar-inbound"], app.port), cluster(CONTEXT["sidecar-inbound"], { portNumber: app.port })]),
+    envoyFilterResource(suiteMetadata("header-normalizer-preserve-case-callers", spec.namespace, "header-normalizer"), spec.callers,
+      [hcm(CONTEXT["sidecar-outbound"], app.port), cluster(CONTEXT["sidecar-outbound"], { service: app.host, portNumber: app.port })]),
+    envoyFilterResource(suiteMetadata("header-normalizer-preserve-case-gateway", spec.gateway.namespace, "header-normalizer"), spec.gateway.selector,
+      [hcm(CONTEXT.gateway, spec.gateway.port), cluster(CONTEXT.gateway, { service: app.host, portNumber: app.port })]),
+  ];
 }
 
 /** Standalone Envoy: the filter in front of an HTTP/1.1 app, with case preserved on both sides. */

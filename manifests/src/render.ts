@@ -62,12 +62,15 @@ export function renderAll(): Map<string, string> {
   out.set("header-normalizer/wasmplugin.yaml",
     HEADER + "# The same placements as WasmPlugins. Replace url and sha256 with your registry's image and digest.\n" + docs(hn.wasmPlugins()));
   out.set("header-normalizer/preserve-case.envoyfilter.yaml",
-    HEADER + "# Restores the original case of HTTP/1.1 header names on both hops of app=legacy-app's sidecar: Envoy's\n" +
-    "# preserve_case formatter on the connection managers (captures what clients send, restores it on responses) and on\n" +
-    "# the clusters (restores it on requests, captures the response case); Envoy's own headers come out Proper-Case.\n" +
-    "# Case is lost over any HTTP/2 hop. The cluster patches force HTTP/1.1 upstream: not for gRPC/HTTP/2 ports.\n" +
-    "# Where your Istio has it, the mesh option proxy.istio.io/config: '{\"proxyHeaders\":{\"preserveHttp1HeaderCase\":true}}' does the same.\n" +
-    docs([hn.preserveCaseEnvoyFilter()]));
+    HEADER + "# Keeps the case of HTTP/1.1 header names between clients, the ingress gateway, calling workloads and the app\n" +
+    "# legacy-app.default:8080, for Istio before 1.25. On Istio 1.25+ use Istio's own option instead, on the app's pods, the\n" +
+    "# callers' pods and the gateway (or mesh-wide in meshConfig.defaultConfig):\n" +
+    "#   proxy.istio.io/config: '{\"proxyHeaders\":{\"preserveHttp1HeaderCase\":true}}'\n" +
+    "# Each hop: Envoy's preserve_case formatter on the connection manager of the listener on the app's port (captures the\n" +
+    "# request's names) and on the app's cluster only (captures the response's names); Envoy's own headers Proper-Case.\n" +
+    "# Every other cluster keeps Istio's protocol options. Case is lost over any HTTP/2 hop (h2UpgradePolicy: UPGRADE).\n" +
+    "# Label the calling workloads filter-suite/preserve-header-case=true.\n" +
+    docs(hn.preserveCaseEnvoyFilters()));
   out.set("envoy/header-normalizer.yaml",
     HEADER + "# Standalone Envoy: header-normalizer in front of an HTTP/1.1 app on 127.0.0.1:8080, header case preserved both ways.\n" +
     stringify(hn.standaloneBootstrap(10004, 8080), { lineWidth: 0 }));

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { EnvoyFilter } from "@kubernetes-models/istio/networking.istio.io/v1alpha3/EnvoyFilter";
 import { describe, expect, test } from "vitest";
-import { parse } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { Envoy } from "../../runtime/host/src/index.js";
 import { wasmPath } from "../../runtime/host/test/helpers.js";
 import { validateMessage } from "../lib/envoy-proto.js";
@@ -71,21 +71,41 @@ describe("manifests/envoy/header-normalizer.yaml (standalone Envoy)", () => {
   });
 });
 
-describe("manifests/header-normalizer/preserve-case.envoyfilter.yaml (Istio)", () => {
-  const ef = read("header-normalizer/preserve-case.envoyfilter.yaml");
+describe("manifests/header-normalizer/preserve-case.envoyfilter.yaml (Istio before 1.25)", () => {
+  const efs = parseAllDocuments(readFileSync(new URL("../header-normalizer/preserve-case.envoyfilter.yaml", import.meta.url), "utf8")).map((d) => d.toJS() as any);
+  const patches = efs.flatMap((ef: any) => ef.spec.configPatches.map((p: any) => ({ ef, p })));
 
-  test("is a valid Istio EnvoyFilter with a workload selector", () => {
-    expect(() => new EnvoyFilter(ef).validate()).not.toThrow();
-    expect(Object.keys(ef.spec.workloadSelector.labels).length).toBeGreaterThan(0);
+  test("three valid Istio EnvoyFilters with workload selectors: the app, its callers, the gateway", () => {
+    expect(efs.map((ef: any) => ef.metadata.name)).toEqual(["header-normalizer-preserve-case-app", "header-normalizer-preserve-case-callers", "header-normalizer-preserve-case-gateway"]);
+    for (const ef of efs) {
+      expect(() => new EnvoyFilter(ef).validate()).not.toThrow();
+      expect(Object.keys(ef.spec.workloadSelector.labels).length).toBeGreaterThan(0);
+    }
   });
 
-  test("patches the connection manager and the clusters, inbound and outbound", () => {
-    const kinds = ef.spec.configPatches.map((p: any) => `${p.applyTo}/${p.match.context}`).sort();
-    expect(kinds).toEqual(["CLUSTER/SIDECAR_INBOUND", "CLUSTER/SIDECAR_OUTBOUND", "NETWORK_FILTER/SIDECAR_INBOUND", "NETWORK_FILTER/SIDECAR_OUTBOUND"]);
+  test("the gateway's resource lives in the gateway's namespace (a selector reaches only its own namespace)", () => {
+    expect(efs[2].metadata.namespace).toBe("istio-system");
+    expect(efs[2].spec.workloadSelector.labels).toEqual({ istio: "ingressgateway" });
   });
 
-  test.each([0, 1, 2, 3])("patch %i is a valid Envoy message of the type it patches, with preserve_case", (i) => {
-    const patch = ef.spec.configPatches[i];
+  test("each hop patches the connection manager of the app's port and the app's cluster", () => {
+    const kinds = patches.map(({ p }: any) => `${p.applyTo}/${p.match.context}`).sort();
+    expect(kinds).toEqual(["CLUSTER/GATEWAY", "CLUSTER/SIDECAR_INBOUND", "CLUSTER/SIDECAR_OUTBOUND", "NETWORK_FILTER/GATEWAY", "NETWORK_FILTER/SIDECAR_INBOUND", "NETWORK_FILTER/SIDECAR_OUTBOUND"]);
+  });
+
+  test("no patch reaches beyond the app: every CLUSTER patch names its port (and, outbound, the app's host); every connection manager patch its listener port", () => {
+    for (const { p } of patches) {
+      if (p.applyTo === "CLUSTER") {
+        expect(p.match.cluster?.portNumber, JSON.stringify(p.match)).toBe(8080);
+        if (p.match.context !== "SIDECAR_INBOUND") expect(p.match.cluster.service).toBe("legacy-app.default.svc.cluster.local");
+      } else {
+        expect(p.match.listener.portNumber, JSON.stringify(p.match)).toBe(8080);
+      }
+    }
+  });
+
+  test.each([0, 1, 2, 3, 4, 5])("patch %i is a valid Envoy message of the type it patches, with preserve_case", (i) => {
+    const { p: patch } = patches[i];
     const type = patch.applyTo === "CLUSTER" ? "envoy.config.cluster.v3.Cluster" : "envoy.config.listener.v3.Filter";
     expect(patch.patch.operation).toBe("MERGE");
     expect(validateMessage(type, patch.patch.value, `configPatches[${i}].patch.value`, { partial: true })).toEqual([]);
