@@ -465,6 +465,33 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
     }
   }
 
+  // env-router at the gateway as shipped (manifests/env-router/istio.yaml): the trust guard first,
+  // env-router (gateway mode) before the router; Envoy-only, like the recipe above.
+  if (target.kind === "envoy") {
+    test("env-router's gateway resources on real Envoy: a client's trust header and tag, in every carrier, never pass the gateway", async () => {
+      const docs = parseAllDocuments(readFileSync(`${root}manifests/env-router/istio.yaml`, "utf8")).map((d) => d.toJS() as any);
+      const guard = docs.find((d) => d.metadata.name === "env-router-trust-guard");
+      const gw = docs.find((d) => d.metadata.name === "env-router-gateway");
+      const bootstrap = envoyFilterBootstrap({ metadata: { name: "gateway" }, spec: { configPatches: [...guard.spec.configPatches, ...gw.spec.configPatches] } }, { endpointPort: () => 18198 });
+      const echo = await startEcho([{ service: "productpage", env: "default", replica: 0, port: 18198 }], () => 0);
+      const envoy = await startEnvoy({ bin: target.bin, bootstrap, cwd: root, concurrency: 1 });
+      try {
+        const r = await send(`http://127.0.0.1:${[...envoy.ports.values()][0]}`, { path: "/", headers: [
+          ["Host", "productpage"], ["x-env", "feature-x"], ["x-env-trusted", "i-say-so"], ["baggage", "userId=alice,env=feature-x"], ["cookie", "theme=dark; env=feature-x"],
+        ] });
+        expect(r.status).toBe(200);
+        expect(seen(r, "x-env-trusted")).toEqual([]);
+        expect(seen(r, "x-env")).toEqual([]);
+        expect(seen(r, "baggage")).toEqual(["userId=alice"]);
+        expect(seen(r, "cookie")).toEqual(["theme=dark"]);
+        expect(seen(r, "x-env-route")).toEqual(["default"]);
+      } finally {
+        await envoy.stop();
+        await echo();
+      }
+    });
+  }
+
   const odst = (useHeader: boolean) => small({
     policy: null, route: "odst",
     clusters: [

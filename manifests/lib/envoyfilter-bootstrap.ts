@@ -90,6 +90,8 @@ export function envoyFilterBootstrap(ef: any, opts: PatchedBootstrapOptions = {}
       const idx = hcm.http_filters.findIndex((f: any) => f.name === sub);
       if (idx < 0) throw new Error(`${at}: subFilter ${sub} is not in the connection manager`);
       hcm.http_filters.splice(p.patch.operation === "INSERT_BEFORE" ? idx : idx + 1, 0, value);
+    } else if (op === "HTTP_FILTER INSERT_FIRST") {
+      hcm.http_filters.unshift(value);
     } else if (op === "NETWORK_FILTER MERGE") {
       if (value.name !== HCM) throw new Error(`${at}: only the HTTP connection manager is merged`);
       const { "@type": type, ...fields } = value.typed_config;

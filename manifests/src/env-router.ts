@@ -3,7 +3,7 @@
 // filter's placements (sidecar inbound and outbound, gateway); and a standalone Envoy
 // bootstrap whose route table does the same routing with one cluster per service and env.
 import { createHash } from "node:crypto";
-import { envoyFilter, wasmHttpFilter, wasmPlugin, hcmListener } from "./wasm.js";
+import { CONTEXT, PROXY_VERSION_REGEX, envoyFilter, envoyFilterResource, suiteMetadata, wasmHttpFilter, wasmPlugin, hcmListener } from "./wasm.js";
 
 export interface EnvRouterSpec {
   namespace: string;
@@ -16,6 +16,12 @@ export interface EnvRouterSpec {
   /** Workloads whose sidecars run the filter, and the gateway. */
   sidecarSelector: Record<string, string>;
   gatewaySelector: Record<string, string>;
+  /** The gateway's own namespace: a workloadSelector or selector reaches only its resource's namespace. */
+  gatewayNamespace: string;
+  /**
+   * Who may set the tag at the gateway: a header that only a trusted hop on the gateway sets
+   * (the trust guard removes every client copy first), and/or source ranges.
+   */
   gatewayTrust: { source_cidrs?: string[]; header?: string };
   image: { url: string; sha256: string };
 }
@@ -76,9 +82,34 @@ export function istioResources(spec: EnvRouterSpec): Record<string, unknown>[] {
   out.push(
     envoyFilter({ ...base, name: "env-router-outbound", selector: spec.sidecarSelector, placement: "sidecar-outbound", configuration: { mode: "outbound", ...outbound } }),
     envoyFilter({ ...base, name: "env-router-inbound", selector: spec.sidecarSelector, placement: "sidecar-inbound", configuration: { mode: "inbound" } }),
-    envoyFilter({ ...base, name: "env-router-gateway", selector: spec.gatewaySelector, placement: "gateway", configuration: { mode: "gateway", trust: spec.gatewayTrust, ...outbound } }),
+    envoyFilter({ ...base, namespace: spec.gatewayNamespace, name: "env-router-gateway", selector: spec.gatewaySelector, placement: "gateway", configuration: { mode: "gateway", trust: spec.gatewayTrust, ...outbound } }),
+    ...trustGuard(spec),
   );
   return out;
+}
+
+/**
+ * The first HTTP filter of the gateway removes every client copy of the trust header, so that
+ * the only copy env-router can see is one a later hop on the gateway set (for example Istio's
+ * RequestAuthentication with outputClaimToHeaders, from a verified token). env-router itself
+ * removes the header before the request leaves the gateway.
+ */
+export function trustGuard(spec: EnvRouterSpec): Record<string, unknown>[] {
+  if (!spec.gatewayTrust.header) return [];
+  return [envoyFilterResource(suiteMetadata("env-router-trust-guard", spec.gatewayNamespace, "env-router"), spec.gatewaySelector, [{
+    applyTo: "HTTP_FILTER",
+    match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX }, listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager" } } } },
+    patch: {
+      operation: "INSERT_FIRST",
+      value: {
+        name: "env-router-trust-guard",
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+          mutations: { request_mutations: [{ remove: spec.gatewayTrust.header }] },
+        },
+      },
+    },
+  }])];
 }
 
 /** The same placements as Istio WasmPlugins pulled from a registry (pinned by digest). */
@@ -88,7 +119,8 @@ export function wasmPlugins(spec: EnvRouterSpec): Record<string, unknown>[] {
   return [
     wasmPlugin({ ...base, name: "env-router-outbound", selector: spec.sidecarSelector, placement: "sidecar-outbound", configuration: { mode: "outbound", ...outbound } }),
     wasmPlugin({ ...base, name: "env-router-inbound", selector: spec.sidecarSelector, placement: "sidecar-inbound", configuration: { mode: "inbound" } }),
-    wasmPlugin({ ...base, name: "env-router-gateway", selector: spec.gatewaySelector, placement: "gateway", configuration: { mode: "gateway", trust: spec.gatewayTrust, ...outbound } }),
+    wasmPlugin({ ...base, namespace: spec.gatewayNamespace, name: "env-router-gateway", selector: spec.gatewaySelector, placement: "gateway", configuration: { mode: "gateway", trust: spec.gatewayTrust, ...outbound } }),
+    ...trustGuard(spec),
   ];
 }
 
@@ -151,6 +183,7 @@ export const EXAMPLE: EnvRouterSpec = {
   },
   sidecarSelector: { "env-router.filter-suite/enabled": "true" },
   gatewaySelector: { istio: "ingressgateway" },
-  gatewayTrust: { source_cidrs: ["10.0.0.0/8"], header: "x-env-trusted" },
+  gatewayNamespace: "istio-system",
+  gatewayTrust: { header: "x-env-trusted" },
   image: { url: "oci://ghcr.io/example/filter-suite/env-router:0.1.0", sha256: "0000000000000000000000000000000000000000000000000000000000000000" },
 };

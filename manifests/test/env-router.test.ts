@@ -48,7 +48,8 @@ describe("manifests/env-router/istio.yaml", () => {
     expect(subsetName("feature-x.team-a")).not.toBe(subsetName("feature-x-team-a"));
   });
 
-  const filters = docs.filter((d) => d.kind === "EnvoyFilter");
+  // The wasm placements (the trust guard is checked below).
+  const filters = docs.filter((d) => d.kind === "EnvoyFilter" && d.metadata.name !== "env-router-trust-guard");
   test.each(filters.map((d) => [d.metadata.name, d]))("EnvoyFilter %s: selector, proxy version, a valid HttpFilter the module accepts", (_n, ef) => {
     expect(Object.keys(ef.spec.workloadSelector.labels).length).toBeGreaterThan(0);
     const patch = ef.spec.configPatches[0];
@@ -64,7 +65,7 @@ describe("manifests/env-router/istio.yaml", () => {
 });
 
 describe("manifests/env-router/wasmplugin.yaml", () => {
-  const docs = load("env-router/wasmplugin.yaml");
+  const docs = load("env-router/wasmplugin.yaml").filter((d) => d.kind === "WasmPlugin");
   test.each(docs.map((d) => [d.metadata.name, d]))("WasmPlugin %s is valid and its pluginConfig loads", (_n, wp) => {
     expect(() => validateIstio(wp)).not.toThrow();
     expect(wp.spec.pluginName).toBe("env-router");
@@ -104,5 +105,35 @@ describe("manifests/envoy/env-router.yaml (standalone)", () => {
       expect(chosen).toBe(cluster);
       expect(clusters.has(chosen)).toBe(true);
     }
+  });
+});
+
+describe("env-router at the gateway: resources that attach, and a trust header only a trusted hop can set", () => {
+  const all = [...load("env-router/istio.yaml"), ...load("env-router/wasmplugin.yaml")];
+  const gatewayResources = all.filter((d: any) => JSON.stringify(d.spec?.workloadSelector?.labels ?? d.spec?.selector?.matchLabels ?? {}) === JSON.stringify({ istio: "ingressgateway" }));
+
+  test("every resource selecting the ingress gateway lives in the gateway's namespace (a selector reaches only its own namespace)", () => {
+    expect(gatewayResources.length).toBeGreaterThanOrEqual(3);
+    for (const d of gatewayResources) expect(`${d.kind} ${d.metadata.name}: ${d.metadata.namespace}`).toBe(`${d.kind} ${d.metadata.name}: istio-system`);
+  });
+
+  const gatewayConfig = (d: any) => JSON.parse(d.kind === "WasmPlugin" ? JSON.stringify(d.spec.pluginConfig) : d.spec.configPatches[0].patch.value.typed_config.config.configuration.value);
+  test("the example trusts no source range (a load balancer's SNAT address lands in any private range)", () => {
+    for (const d of gatewayResources.filter((x: any) => x.metadata.name === "env-router-gateway")) {
+      expect(gatewayConfig(d).trust.source_cidrs).toBeUndefined();
+      expect(gatewayConfig(d).trust.header).toBe("x-env-trusted");
+    }
+  });
+
+  test("a guard removes every client copy of the trust header first on the gateway, before any authenticator or wasm filter", () => {
+    const guard = all.find((d: any) => d.kind === "EnvoyFilter" && d.metadata.name === "env-router-trust-guard");
+    expect(guard.metadata.namespace).toBe("istio-system");
+    const p = guard.spec.configPatches[0];
+    expect(p.applyTo).toBe("HTTP_FILTER");
+    expect(p.match.context).toBe("GATEWAY");
+    expect(p.patch.operation).toBe("INSERT_FIRST");
+    expect(p.patch.value.typed_config.mutations.request_mutations).toEqual([{ remove: "x-env-trusted" }]);
+    expect(() => validateIstio(guard)).not.toThrow();
+    expect(validateMessage("envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", p.patch.value)).toEqual([]);
   });
 });

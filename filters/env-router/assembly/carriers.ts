@@ -92,6 +92,37 @@ export function withBaggageMember(header: string | null, key: string, value: str
   return out;
 }
 
+/** The baggage header without member `key` (its properties too); null when no member is left. */
+export function withoutBaggageMember(header: string, key: string): string | null {
+  let out = "";
+  const all = baggageMembers(header);
+  for (let i = 0; i < all.length; i++) {
+    const member = all[i];
+    const semi = member.indexOf(";");
+    const kv = semi >= 0 ? member.substring(0, semi) : member;
+    const eq = kv.indexOf("=");
+    if (eq > 0 && trimOws(kv.substring(0, eq)) == key) continue;
+    out += (out.length > 0 ? "," : "") + member;
+  }
+  return out.length > 0 ? out : null;
+}
+
+/** The Cookie header without every cookie called `name`; null when no cookie is left. */
+export function withoutCookie(header: string, name: string): string | null {
+  let out = "";
+  let start = 0;
+  for (let i = 0; i <= header.length; i++) {
+    if (i < header.length && header.charCodeAt(i) != 0x3b) continue;
+    const pair = trimOws(header.substring(start, i));
+    start = i + 1;
+    if (pair.length == 0) continue;
+    const eq = pair.indexOf("=");
+    if (eq > 0 && pair.substring(0, eq) == name) continue;
+    out += (out.length > 0 ? "; " : "") + pair;
+  }
+  return out.length > 0 ? out : null;
+}
+
 /** The value of cookie `name` in a Cookie header (`a=1; b=2`), or null. */
 export function cookieValue(header: string, name: string): string | null {
   let start = 0;

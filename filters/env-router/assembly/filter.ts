@@ -3,12 +3,12 @@
 import { Context, FilterHeadersStatusValues } from "@solo-io/proxy-runtime/assembly";
 import {
   FilterRoot, FilterStream, Header, MapType, LogLevel, Metric, PairsView, ConfigReader,
-  getHeadersRaw, setHeader, removeHeader, getPropertyString, getShared, setShared, nextSharedId, takeSharedLease,
+  getHeadersRaw, setHeader, addHeader, removeHeader, getPropertyString, getShared, setShared, nextSharedId, takeSharedLease,
   setTickPeriod, nowMillis, httpCallStatus, httpCallBody, counter, logEnabled, logDebug, logInfo, logWarn,
   getEnv, parseIpLenient, Status,
 } from "../../../runtime/assembly/index";
 import { Availability, Outcome, decide, parseAvailability } from "./availability";
-import { baggageMember, b3TraceId, cookieValue, fnv1a, requestIdKey, traceparentTraceId, withBaggageMember } from "./carriers";
+import { baggageMember, b3TraceId, cookieValue, fnv1a, requestIdKey, traceparentTraceId, withBaggageMember, withoutBaggageMember, withoutCookie } from "./carriers";
 import { envAllowed, fallbackChain, validEnvName } from "./names";
 import { Mode, Settings, Source, parseSettings } from "./settings";
 
@@ -28,6 +28,7 @@ class Metrics {
   refreshOk: Metric = counter("env_router.controller_refresh_ok");
   refreshFailed: Metric = counter("env_router.controller_refresh_failed");
   oversizedBaggage: Metric = counter("env_router.oversized_baggage");
+  strippedCarrier: Metric = counter("env_router.stripped_carrier");
 }
 
 /** Names of request headers the filter reads, as bytes for PairsView matching. */
@@ -196,9 +197,10 @@ class EnvRouterStream extends FilterStream {
 
     let tagAt = -1, baggageAt = -1, authorityAt = -1, traceparentAt = -1, b3At = -1, requestIdAt = -1, trustedAt = -1;
     let cookies = new Array<i32>();
+    let baggages = new Array<i32>();
     for (let i = 0; i < view.count; i++) {
       if (tagAt < 0 && view.nameIs(i, n.tag)) tagAt = i;
-      else if (baggageAt < 0 && view.nameIs(i, n.baggage)) baggageAt = i;
+      else if (view.nameIs(i, n.baggage)) { if (baggageAt < 0) baggageAt = i; baggages.push(i); }
       else if (view.nameIs(i, n.cookie)) cookies.push(i);
       else if (authorityAt < 0 && view.nameIs(i, n.authority)) authorityAt = i;
       else if (traceparentAt < 0 && view.nameIs(i, n.traceparent)) traceparentAt = i;
@@ -237,6 +239,19 @@ class EnvRouterStream extends FilterStream {
         continue;
       }
       env = candidate;
+    }
+
+    if (s.mode == Mode.Gateway) {
+      // The edge: the trust header is the gateway's business only, and an untrusted client's tag
+      // must not reach the first sidecar in any carrier it would believe. Never dry.
+      if (trustedAt >= 0) removeHeader(MapType.RequestHeaders, s.trustedHeader);
+      if (!believe) {
+        if (tagAt >= 0) removeHeader(MapType.RequestHeaders, s.header);
+        this.stripCarriers(view, baggages, cookies);
+        tagAt = -1;
+        baggage = null;
+        baggageAt = -1;
+      }
     }
 
     const trace = traceKey(view, traceparentAt, b3At, requestIdAt);
@@ -304,6 +319,38 @@ class EnvRouterStream extends FilterStream {
     const next = withBaggageMember(current, s.baggageKey, env);
     if (next !== null) setHeader(MapType.RequestHeaders, "baggage", next);
     else this.router.metrics!.oversizedBaggage.increment(1);
+  }
+
+  /** Removes the tag's baggage member and cookie from every entry that carries them. */
+  private stripCarriers(view: PairsView, baggages: Array<i32>, cookies: Array<i32>): void {
+    const s = this.router.settings;
+    const m = this.router.metrics!;
+    let carried = false;
+    for (let i = 0; i < baggages.length && !carried; i++) {
+      const b = baggageMember(view.value(unchecked(baggages[i])), s.baggageKey);
+      carried = b.tooLarge || b.value !== null;
+    }
+    if (carried) {
+      // Baggage past the W3C limits cannot be read member by member: it is dropped whole.
+      removeHeader(MapType.RequestHeaders, "baggage");
+      for (let i = 0; i < baggages.length; i++) {
+        const v = view.value(unchecked(baggages[i]));
+        if (baggageMember(v, s.baggageKey).tooLarge) continue;
+        const rest = withoutBaggageMember(v, s.baggageKey);
+        if (rest !== null) addHeader(MapType.RequestHeaders, "baggage", rest!);
+      }
+      m.strippedCarrier.increment(1);
+    }
+    carried = false;
+    for (let i = 0; i < cookies.length && !carried; i++) carried = cookieValue(view.value(unchecked(cookies[i])), s.cookie) !== null;
+    if (carried) {
+      removeHeader(MapType.RequestHeaders, "cookie");
+      for (let i = 0; i < cookies.length; i++) {
+        const rest = withoutCookie(view.value(unchecked(cookies[i])), s.cookie);
+        if (rest !== null) addHeader(MapType.RequestHeaders, "cookie", rest!);
+      }
+      m.strippedCarrier.increment(1);
+    }
   }
 
   private sourceTrusted(s: Settings): bool {

@@ -120,6 +120,29 @@ describe("gateway mode", () => {
     expect(gw.envoy.metric("env_router.rejected_tag")).toBe(1);
   });
 
+  test("an untrusted client's tag is removed from every carrier (header, baggage member, cookie) before the next hop", async () => {
+    const { mesh, gw, plugin } = gateway({ source_cidrs: ["10.10.0.0/16"], header: "x-env-trusted" });
+    const res = await gw.envoy.request({
+      authority: "a", filters: [plugin], source: "203.0.113.9:5555", upstream: (r) => mesh.deliver("a", r),
+      headers: [["x-env", "feature-x"], ["baggage", "userId=alice,env=feature-x;p=1,k=v"], ["cookie", "session=1; env=feature-x"], ["cookie", "env=feature-x"]],
+    });
+    expect(res.status).toBe(200);
+    expect(res.upstream!.header("x-env")).toBeUndefined();
+    expect(res.upstream!.header("baggage")).toBe("userId=alice,k=v");
+    expect(res.upstream!.headers.filter(([k]) => k === "cookie").map(([, v]) => v)).toEqual(["session=1"]);
+    // The first sidecar (a, inbound) would have believed any of them.
+    expect(mesh.served).toEqual(["a@default"]);
+  });
+
+  test("the trust header never goes past the gateway, whoever set it", async () => {
+    const { mesh, gw, plugin } = gateway({ header: "x-env-trusted" });
+    const trusted = await gw.envoy.request({ authority: "a", headers: [["x-env", "feature-x"], ["x-env-trusted", "sso"]], filters: [plugin], source: "203.0.113.9:1", upstream: (r) => mesh.deliver("a", r) });
+    expect(trusted.upstream!.header("x-env-trusted")).toBeUndefined();
+    expect(trusted.upstream!.header("x-env")).toBe("feature-x");
+    const untagged = await gw.envoy.request({ authority: "a", headers: [["x-env-trusted", ""]], filters: [plugin], source: "203.0.113.9:1", upstream: (r) => mesh.deliver("a", r) });
+    expect(untagged.upstream!.header("x-env-trusted")).toBeUndefined();
+  });
+
   test("a trusted source range or authenticator header is believed", async () => {
     const { mesh, gw, plugin } = gateway({ source_cidrs: ["10.10.0.0/16"], header: "x-env-trusted" });
     await gw.envoy.request({ authority: "a", headers: [["x-env", "feature-x"]], filters: [plugin], source: "10.10.3.4:5555", upstream: (r) => mesh.deliver("a", r) });
