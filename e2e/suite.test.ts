@@ -492,6 +492,27 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
     });
   }
 
+  if (target.kind === "envoy") {
+    test("podip-router's istio-session.yaml on real Envoy: a client's own x-ops-authenticated is never believed, and never reaches a pod", async () => {
+      const docs = parseAllDocuments(readFileSync(`${root}manifests/podip-router/istio-session.yaml`, "utf8")).map((d) => d.toJS() as any);
+      const bootstrap = envoyFilterBootstrap({ metadata: { name: "gateway" }, spec: { configPatches: docs.flatMap((d) => d.spec.configPatches) } }, { endpointPort: () => 18198 });
+      const echo = await startEcho([{ service: "web", env: "default", replica: 0, port: 18198 }], () => 0);
+      const envoy = await startEnvoy({ bin: target.bin, bootstrap, cwd: root, concurrency: 1 });
+      try {
+        const url = `http://127.0.0.1:${[...envoy.ports.values()][0]}`;
+        const pin = await send(url, { path: "/_pod/10.8.3.17:8080/x", headers: [["x-ops-authenticated", "i-say-so"]] });
+        expect(pin.status).toBe(403);
+        expect(pin.body).toBe("podip-router: not allowed to pin a pod\n");
+        const plain = await send(url, { path: "/x", headers: [["x-ops-authenticated", "i-say-so"]] });
+        expect(plain.status).toBe(200);
+        expect(seen(plain, "x-ops-authenticated")).toEqual([]);
+      } finally {
+        await envoy.stop();
+        await echo();
+      }
+    });
+  }
+
   const odst = (useHeader: boolean) => small({
     policy: null, route: "odst",
     clusters: [

@@ -128,6 +128,7 @@ export function pinnedWasmPlugins(name, image, repository) {
   if (!existsSync(file)) return "";
   const docs = parseAllDocuments(readFileSync(file, "utf8")).map((d) => d.toJS());
   for (const d of docs) {
+    if (d.kind !== "WasmPlugin") continue;
     d.spec.url = `oci://${repository}@sha256:${image.digest}`;
     d.spec.sha256 = image.digest;
   }

@@ -3,7 +3,7 @@
 // filter's placements (sidecar inbound and outbound, gateway); and a standalone Envoy
 // bootstrap whose route table does the same routing with one cluster per service and env.
 import { createHash } from "node:crypto";
-import { CONTEXT, PROXY_VERSION_REGEX, envoyFilter, envoyFilterResource, suiteMetadata, wasmHttpFilter, wasmPlugin, hcmListener } from "./wasm.js";
+import { envoyFilter, headerGuard, wasmHttpFilter, wasmPlugin, hcmListener } from "./wasm.js";
 
 export interface EnvRouterSpec {
   namespace: string;
@@ -96,20 +96,7 @@ export function istioResources(spec: EnvRouterSpec): Record<string, unknown>[] {
  */
 export function trustGuard(spec: EnvRouterSpec): Record<string, unknown>[] {
   if (!spec.gatewayTrust.header) return [];
-  return [envoyFilterResource(suiteMetadata("env-router-trust-guard", spec.gatewayNamespace, "env-router"), spec.gatewaySelector, [{
-    applyTo: "HTTP_FILTER",
-    match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX }, listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager" } } } },
-    patch: {
-      operation: "INSERT_FIRST",
-      value: {
-        name: "env-router-trust-guard",
-        typed_config: {
-          "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
-          mutations: { request_mutations: [{ remove: spec.gatewayTrust.header }] },
-        },
-      },
-    },
-  }])];
+  return [headerGuard("env-router-trust-guard", spec.gatewayNamespace, "env-router", spec.gatewaySelector, spec.gatewayTrust.header)];
 }
 
 /** The same placements as Istio WasmPlugins pulled from a registry (pinned by digest). */

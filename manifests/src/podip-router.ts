@@ -3,13 +3,19 @@
 // only routes to real endpoints of the route's own EDS cluster, over its usual mTLS.
 // Original-dst mode (opt-in): a dedicated ORIGINAL_DST cluster with the mesh's mTLS and a route
 // selecting it when the filter marked the request.
-import { CONTEXT, PROXY_VERSION_REGEX, beforeRouterMatch, envoyFilterResource, hcmListener, suiteMetadata, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { CONTEXT, PROXY_VERSION_REGEX, beforeRouterMatch, envoyFilterResource, hcmListener, headerGuard, suiteMetadata, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export interface PodIpSpec {
   namespace: string;
   gatewaySelector: Record<string, string>;
   /** The gateway virtual host whose routes pin requests use (original-dst mode). */
   gatewayVirtualHost: string;
+  /**
+   * The WasmPlugin placement's gateway: a dedicated one for pin traffic. Istio pulls a WasmPlugin's
+   * module at run time; with FAIL_CLOSE a failed fetch or checksum makes that proxy answer 403 to
+   * every request, so the fail-closed plugin must not sit on the gateway every host shares.
+   */
+  pinGatewaySelector: Record<string, string>;
   /**
    * Original-dst mode: the SPIFFE ids the pinned pods may present (the target services' service
    * accounts). Any other peer, istiod or a workload of another namespace, fails the TLS handshake.
@@ -116,6 +122,22 @@ export function sessionEnvoyFilter(spec: PodIpSpec): Record<string, unknown> {
   ]);
 }
 
+/** The strict session filter alone, for the WasmPlugin placement (the plugin brings the filter). */
+export function sessionOnlyEnvoyFilter(spec: PodIpSpec, selector: Record<string, string>): Record<string, unknown> {
+  return envoyFilterResource(suiteMetadata("podip-router-session", spec.namespace, "podip-router"), selector, [
+    { applyTo: "HTTP_FILTER", match: GATEWAY_HCM_MATCH, patch: { operation: "INSERT_BEFORE", value: statefulSessionFilter(SESSION_HEADER) } },
+  ]);
+}
+
+/**
+ * Removes every client copy of the authorisation header first on the gateway, so that only a
+ * later hop (an authenticator writing a verified claim) can set it. Empty without one.
+ */
+export function authGuard(spec: PodIpSpec, selector: Record<string, string>): Record<string, unknown>[] {
+  const header = (spec.configuration.authorization as { header?: string } | undefined)?.header;
+  return header ? [headerGuard("podip-router-auth-guard", spec.namespace, "podip-router", selector, header)] : [];
+}
+
 export function originalDstEnvoyFilter(spec: PodIpSpec): Record<string, unknown> {
   return envoyFilterResource(suiteMetadata("podip-router-original-dst", spec.namespace, "podip-router"), spec.gatewaySelector, [
     { applyTo: "CLUSTER", match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX } }, patch: { operation: "ADD", value: originalDstCluster(spec.originalDstIdentities) } },
@@ -166,12 +188,13 @@ export function standaloneBootstrap(spec: PodIpSpec, listenPort: number, endpoin
 export const EXAMPLE: PodIpSpec = {
   namespace: "istio-system",
   gatewaySelector: { istio: "ingressgateway" },
+  pinGatewaySelector: { istio: "pod-gateway" },
   gatewayVirtualHost: "gw.example.com:443",
   originalDstIdentities: ["spiffe://cluster.local/ns/web/sa/web"],
   configuration: {
     allowed_cidrs: ["10.8.0.0/16"],
     allowed_ports: [8080, "9000-9100"],
-    authorization: { header: "x-ops-authenticated", source_cidrs: ["10.20.0.0/16"] },
+    authorization: { header: "x-ops-authenticated" },
     host_suffix: "pods.example.com",
     default_port: 8080,
     session_header: SESSION_HEADER,
@@ -197,9 +220,14 @@ export const STANDALONE_CONFIGURATION = {
  * (non-strict) persistent session.
  */
 export function wasmPlugins(spec: PodIpSpec): Record<string, unknown>[] {
-  return [wasmPlugin({
-    name: "podip-router", namespace: spec.namespace, filter: "podip-router", selector: spec.gatewaySelector, placement: "gateway",
-    url: "oci://ghcr.io/example/filter-suite/podip-router:0.1.0", sha256: "0000000000000000000000000000000000000000000000000000000000000000",
-    phase: "AUTHN", priority: 1000, failStrategy: "FAIL_CLOSE", configuration: spec.configuration,
-  })];
+  const selector = spec.pinGatewaySelector;
+  return [
+    ...authGuard(spec, selector),
+    wasmPlugin({
+      name: "podip-router", namespace: spec.namespace, filter: "podip-router", selector, placement: "gateway",
+      url: "oci://ghcr.io/example/filter-suite/podip-router:0.1.0", sha256: "0000000000000000000000000000000000000000000000000000000000000000",
+      phase: "AUTHN", priority: 1000, failStrategy: "FAIL_CLOSE", configuration: spec.configuration,
+    }),
+    sessionOnlyEnvoyFilter(spec, selector),
+  ];
 }

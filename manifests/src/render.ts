@@ -33,10 +33,15 @@ export function renderAll(): Map<string, string> {
   out.set("podip-router/istio-session.yaml",
     HEADER + "# podip-router on the ingress gateway, followed by Envoy's stateful_session filter in strict mode\n" +
     "# (header x-podip-session): pins reach only real endpoints of the route's own cluster, over its mTLS.\n" +
-    "# Put the module at /var/local/lib/wasm/podip-router.wasm in the gateway pod.\n" + docs([podip.sessionEnvoyFilter(podip.EXAMPLE)]));
+    "# Put the module at /var/local/lib/wasm/podip-router.wasm in the gateway pod. The first resource removes every client copy\n" +
+    "# of the authorisation header (x-ops-authenticated) first on the gateway: have an authenticator after it set the header\n" +
+    "# from a verified identity (Istio RequestAuthentication outputClaimToHeaders). Apply this file or wasmplugin.yaml, not both.\n" +
+    docs([...podip.authGuard(podip.EXAMPLE, podip.EXAMPLE.gatewaySelector), podip.sessionEnvoyFilter(podip.EXAMPLE)]));
   out.set("podip-router/wasmplugin.yaml",
-    HEADER + "# podip-router as a WasmPlugin on the gateway (AUTHN phase, fails closed). It cannot add Envoy's stateful_session\n" +
-    "# filter: apply the session patch of istio-session.yaml too. Replace url and sha256 with your registry's image and digest.\n" +
+    HEADER + "# podip-router as a WasmPlugin (AUTHN phase, fails closed) on a dedicated pin gateway (istio: pod-gateway): with\n" +
+    "# FAIL_CLOSE a failed module fetch makes that proxy answer 403 to everything, so keep it off the shared ingress gateway.\n" +
+    "# With it: the authorisation-header guard, and Envoy's strict stateful_session filter on its own (a WasmPlugin cannot add\n" +
+    "# it). Apply this file or istio-session.yaml, not both. Replace url and sha256 with your registry's image and digest.\n" +
     docs(podip.wasmPlugins(podip.EXAMPLE)));
   out.set("podip-router/istio-original-dst.yaml",
     HEADER + "# Opt-in original-dst mode: an ORIGINAL_DST cluster with the mesh's mTLS (Istio SDS secrets) that accepts only the\n" +

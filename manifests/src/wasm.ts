@@ -132,3 +132,25 @@ export function wasmPlugin(spec: WasmPluginSpec): Record<string, unknown> {
     },
   };
 }
+
+/**
+ * An EnvoyFilter putting Envoy's header_mutation first on the gateway's connection managers,
+ * removing every client copy of `header`: after it, only a later hop on the gateway (an
+ * authenticator writing a verified claim) can set that header.
+ */
+export function headerGuard(name: string, namespace: string, filter: string, selector: Record<string, string>, header: string): Record<string, unknown> {
+  return envoyFilterResource(suiteMetadata(name, namespace, filter), selector, [{
+    applyTo: "HTTP_FILTER",
+    match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX }, listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager" } } } },
+    patch: {
+      operation: "INSERT_FIRST",
+      value: {
+        name,
+        typed_config: {
+          "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+          mutations: { request_mutations: [{ remove: header }] },
+        },
+      },
+    },
+  }]);
+}

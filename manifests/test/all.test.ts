@@ -25,7 +25,7 @@ describe.each(rendered.map((r) => [`${r.file}#${r.index} ${r.doc?.kind ?? "Boots
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 const first = (kind: string, filter?: string) =>
-  clone(rendered.find((r) => r.doc?.kind === kind && (!filter || r.doc.metadata.labels?.["filter-suite/filter"] === filter) && r.doc.spec?.configPatches?.[0]?.applyTo !== "CLUSTER")!.doc);
+  clone(rendered.find((r) => r.doc?.kind === kind && (!filter || r.doc.metadata.labels?.["filter-suite/filter"] === filter) && r.doc.spec?.configPatches?.[0]?.applyTo !== "CLUSTER" && (kind !== "EnvoyFilter" || r.doc.spec.configPatches[0].patch.value?.typed_config?.config))!.doc);
 const wasmPatchConfig = (ef: any) => ef.spec.configPatches[0].patch.value.typed_config.config;
 
 describe("broken fixtures: each check can fail", () => {

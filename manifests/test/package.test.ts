@@ -76,8 +76,11 @@ describe("the image layout", () => {
   });
 
   test("the pinned WasmPlugins carry the manifest digest in url and sha256", () => {
-    const docs = parseAllDocuments(pinnedWasmPlugins("env-router", image, "registry.example.com/suite/env-router")).map((d) => d.toJS());
+    const all = parseAllDocuments(pinnedWasmPlugins("env-router", image, "registry.example.com/suite/env-router")).map((d) => d.toJS());
+    const docs = all.filter((d) => d.kind === "WasmPlugin");
     expect(docs.length).toBeGreaterThan(0);
+    // The EnvoyFilters shipped beside them (the trust guard) pass through as they are.
+    for (const d of all.filter((x) => x.kind === "EnvoyFilter")) expect(d.spec.url).toBeUndefined();
     for (const d of docs) {
       expect(d.spec.sha256).toBe(image.digest);
       expect(d.spec.url).toBe(`oci://registry.example.com/suite/env-router@sha256:${image.digest}`);

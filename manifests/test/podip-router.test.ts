@@ -31,3 +31,36 @@ describe("podip-router original-dst mode (manifests/podip-router/istio-original-
     }
   });
 });
+
+describe("podip-router's authorisation and shipping", () => {
+  const session = docs("podip-router/istio-session.yaml");
+  const wp = docs("podip-router/wasmplugin.yaml");
+  const guardOf = (list: any[]) => list.find((d) => d.kind === "EnvoyFilter" && d.metadata.name === "podip-router-auth-guard");
+
+  test.each([["istio-session.yaml", session], ["wasmplugin.yaml", wp]])("%s removes every client copy of the authorisation header first on the gateway", (_f, list) => {
+    const g = guardOf(list);
+    expect(g.spec.workloadSelector.labels).toEqual(list.find((d: any) => d.metadata.name !== "podip-router-auth-guard").spec.workloadSelector?.labels ?? list.find((d: any) => d.kind === "WasmPlugin").spec.selector.matchLabels);
+    const p = g.spec.configPatches[0];
+    expect([p.applyTo, p.match.context, p.patch.operation]).toEqual(["HTTP_FILTER", "GATEWAY", "INSERT_FIRST"]);
+    expect(p.patch.value.typed_config.mutations.request_mutations).toEqual([{ remove: "x-ops-authenticated" }]);
+  });
+
+  test("the example trusts no source range (a load balancer's SNAT address lands in any private range)", () => {
+    const wasm = wp.find((d: any) => d.kind === "WasmPlugin");
+    expect(wasm.spec.pluginConfig.authorization).toEqual({ header: "x-ops-authenticated" });
+  });
+
+  test("wasmplugin.yaml carries the strict session filter on its own: applying it never loads podip-router twice", () => {
+    const efs = wp.filter((d: any) => d.kind === "EnvoyFilter" && d.metadata.name !== "podip-router-auth-guard");
+    expect(efs.map((d: any) => d.metadata.name)).toEqual(["podip-router-session"]);
+    const values = efs[0].spec.configPatches.map((p: any) => p.patch.value.name);
+    expect(values).toEqual(["envoy.filters.http.stateful_session"]);
+  });
+
+  test("the fail-closed WasmPlugin runs on a dedicated pin gateway: a failed fetch cannot close the shared ingress gateway", () => {
+    const wasm = wp.find((d: any) => d.kind === "WasmPlugin");
+    expect(wasm.spec.failStrategy).toBe("FAIL_CLOSE");
+    expect(wasm.spec.selector.matchLabels).not.toEqual({ istio: "ingressgateway" });
+    for (const d of wp) expect(d.metadata.namespace).toBe("istio-system");
+  });
+});

@@ -115,6 +115,10 @@ class PodIpStream extends FilterStream {
       }
     }
 
+    // The authorisation header is the gateway's business: it never reaches an upstream (its value
+    // stays readable in `view` for the decision below).
+    if (trustedAt >= 0) removeHeader(MapType.RequestHeaders, s.trustedHeader);
+
     const path = pathAt >= 0 ? view.value(pathAt) : "/";
     let target = parsePathForm(path, s.pathPrefix, s.podNames, s.defaultPort);
     if (target === null && authorityAt >= 0) target = parseHostForm(view.value(authorityAt), s.hostSuffix, s.podNames, s.defaultPort);

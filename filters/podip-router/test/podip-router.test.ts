@@ -189,6 +189,17 @@ describe("fail closed: a request the filter cannot read whole is refused", () =>
   });
 });
 
+describe("the authorisation header is the gateway's business only", () => {
+  test("it never reaches the upstream, pinned or not", async () => {
+    const { send } = router();
+    const pinned = await send({ path: "/_pod/10.8.3.17:8080/x", headers: [["x-ops-authenticated", "alice"]], source: "203.0.113.5:1" });
+    expect(pinned.status).toBe(200);
+    expect(pinned.upstream!.header("x-ops-authenticated")).toBeUndefined();
+    const plain = await send({ path: "/api", headers: [["x-ops-authenticated", "alice"]] });
+    expect(plain.upstream!.header("x-ops-authenticated")).toBeUndefined();
+  });
+});
+
 describe("no response tells the client a pod address", () => {
   // Envoy's header-based stateful session writes base64(ip:port) of the host it chose on every
   // response whose request did not name that host (seen on Envoy 1.36 and 1.40, e2e).
