@@ -1,7 +1,7 @@
 // adaptive-ratelimit's resources: the filter on the protected workload's inbound sidecar (one
 // controller per pod, for that pod's capacity), as an EnvoyFilter or a WasmPlugin, and a
 // standalone Envoy bootstrap in front of one upstream.
-import { envoyFilter, wasmHttpFilter, wasmPlugin, hcmListener } from "./wasm.js";
+import { envoyFilter, hcmListener, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export const EXAMPLE_CONFIGURATION = {
   rules: [
@@ -24,7 +24,7 @@ export function istioResources(): Record<string, unknown>[] {
 export function wasmPlugins(): Record<string, unknown>[] {
   return [wasmPlugin({
     name: "adaptive-ratelimit", namespace: "shop", filter: "adaptive-ratelimit", selector: SELECTOR, placement: "sidecar-inbound",
-    url: "oci://ghcr.io/example/filter-suite/adaptive-ratelimit:0.1.0", sha256: "0000000000000000000000000000000000000000000000000000000000000000",
+    url: "oci://ghcr.io/example/filter-suite/adaptive-ratelimit:0.1.0", sha256: UNPINNED_DIGEST,
     phase: "AUTHZ", priority: 100, failStrategy: "FAIL_OPEN", configuration: EXAMPLE_CONFIGURATION,
   })];
 }

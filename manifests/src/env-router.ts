@@ -3,7 +3,7 @@
 // filter's placements (sidecar inbound and outbound, gateway); and a standalone Envoy
 // bootstrap whose route table does the same routing with one cluster per service and env.
 import { createHash } from "node:crypto";
-import { envoyFilter, headerGuard, wasmHttpFilter, wasmPlugin, hcmListener } from "./wasm.js";
+import { envoyFilter, hcmListener, headerGuard, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export interface EnvRouterSpec {
   namespace: string;
@@ -172,5 +172,5 @@ export const EXAMPLE: EnvRouterSpec = {
   gatewaySelector: { istio: "ingressgateway" },
   gatewayNamespace: "istio-system",
   gatewayTrust: { header: "x-env-trusted" },
-  image: { url: "oci://ghcr.io/example/filter-suite/env-router:0.1.0", sha256: "0000000000000000000000000000000000000000000000000000000000000000" },
+  image: { url: "oci://ghcr.io/example/filter-suite/env-router:0.1.0", sha256: UNPINNED_DIGEST },
 };

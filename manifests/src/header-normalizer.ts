@@ -1,7 +1,7 @@
 // header-normalizer's resources: the filter on a workload's inbound sidecar and on the gateway
 // (EnvoyFilter or WasmPlugin), and the preserve_case formatter that restores header-name case on
 // HTTP/1 hops (on the connection managers and on the clusters; Envoy's own headers Proper-Case).
-import { CONTEXT, HCM_TYPE, PROXY_VERSION_REGEX, envoyFilter, envoyFilterResource, hcmListener, suiteMetadata, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { CONTEXT, envoyFilter, envoyFilterResource, HCM_TYPE, hcmListener, PROXY_VERSION_REGEX, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export const PRESERVE_CASE = {
   name: "preserve_case",
@@ -34,7 +34,7 @@ export function placements(): Record<string, unknown>[] {
 
 export function wasmPlugins(): Record<string, unknown>[] {
   const base = { filter: "header-normalizer", url: "oci://ghcr.io/example/filter-suite/header-normalizer:0.1.0",
-    sha256: "0000000000000000000000000000000000000000000000000000000000000000", phase: "STATS" as const, priority: 300, failStrategy: "FAIL_OPEN" as const, configuration: CONFIG };
+    sha256: UNPINNED_DIGEST, phase: "STATS" as const, priority: 300, failStrategy: "FAIL_OPEN" as const, configuration: CONFIG };
   return [
     wasmPlugin({ ...base, name: "header-normalizer", namespace: "default", selector: SELECTOR, placement: "sidecar-inbound" }),
     wasmPlugin({ ...base, name: "header-normalizer-gateway", namespace: "istio-system", selector: { istio: "ingressgateway" }, placement: "gateway" }),

@@ -3,7 +3,7 @@
 // only routes to real endpoints of the route's own EDS cluster, over its usual mTLS.
 // Original-dst mode (opt-in): a dedicated ORIGINAL_DST cluster with the mesh's mTLS and a route
 // selecting it when the filter marked the request.
-import { CONTEXT, PROXY_VERSION_REGEX, beforeRouterMatch, envoyFilterResource, hcmListener, headerGuard, suiteMetadata, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { beforeRouterMatch, CONTEXT, envoyFilterResource, hcmListener, headerGuard, PROXY_VERSION_REGEX, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export interface PodIpSpec {
   namespace: string;
@@ -225,7 +225,7 @@ export function wasmPlugins(spec: PodIpSpec): Record<string, unknown>[] {
     ...authGuard(spec, selector),
     wasmPlugin({
       name: "podip-router", namespace: spec.namespace, filter: "podip-router", selector, placement: "gateway",
-      url: "oci://ghcr.io/example/filter-suite/podip-router:0.1.0", sha256: "0000000000000000000000000000000000000000000000000000000000000000",
+      url: "oci://ghcr.io/example/filter-suite/podip-router:0.1.0", sha256: UNPINNED_DIGEST,
       phase: "AUTHN", priority: 1000, failStrategy: "FAIL_CLOSE", configuration: spec.configuration,
     }),
     sessionOnlyEnvoyFilter(spec, selector),

@@ -20,7 +20,7 @@ export function renderAll(): Map<string, string> {
     HEADER + "# env-router for bookinfo: subsets by the `env` label, routes on x-env-route, and the filter on\n" +
     "# sidecars (outbound and inbound) and the ingress gateway, loaded from a local file.\n" + docs(istioResources(EXAMPLE)));
   out.set("env-router/wasmplugin.yaml",
-    HEADER + "# The same placements as WasmPlugins. Replace url and sha256 with your registry's image and digest.\n" + docs(wasmPlugins(EXAMPLE)));
+    HEADER + "# The same placements as WasmPlugins. Not appliable as committed (sha256 is a placeholder Istio's schema refuses): npm run package writes copies pinned by digest.\n" + docs(wasmPlugins(EXAMPLE)));
   const ports = new Map<string, number>();
   let next = 18000;
   out.set("envoy/env-router.yaml",
@@ -41,7 +41,7 @@ export function renderAll(): Map<string, string> {
     HEADER + "# podip-router as a WasmPlugin (AUTHN phase, fails closed) on a dedicated pin gateway (istio: pod-gateway): with\n" +
     "# FAIL_CLOSE a failed module fetch makes that proxy answer 403 to everything, so keep it off the shared ingress gateway.\n" +
     "# With it: the authorisation-header guard, and Envoy's strict stateful_session filter on its own (a WasmPlugin cannot add\n" +
-    "# it). Apply this file or istio-session.yaml, not both. Replace url and sha256 with your registry's image and digest.\n" +
+    "# it). Apply this file or istio-session.yaml, not both. Not appliable as committed (sha256 is a placeholder Istio's schema refuses): npm run package writes copies pinned by digest.\n" +
     docs(podip.wasmPlugins(podip.EXAMPLE)));
   out.set("podip-router/istio-original-dst.yaml",
     HEADER + "# Opt-in original-dst mode: an ORIGINAL_DST cluster with the mesh's mTLS (Istio SDS secrets) that accepts only the\n" +
@@ -57,7 +57,7 @@ export function renderAll(): Map<string, string> {
     HEADER + "# adaptive-ratelimit on the inbound sidecar of app=checkout: one controller per pod. Module at\n" +
     "# /var/local/lib/wasm/adaptive-ratelimit.wasm in the pod; fails open.\n" + docs(arl.istioResources()));
   out.set("adaptive-ratelimit/wasmplugin.yaml",
-    HEADER + "# The same placement as a WasmPlugin. Replace url and sha256 with your registry's image and digest.\n" + docs(arl.wasmPlugins()));
+    HEADER + "# The same placement as a WasmPlugin. Not appliable as committed (sha256 is a placeholder Istio's schema refuses): npm run package writes copies pinned by digest.\n" + docs(arl.wasmPlugins()));
   out.set("envoy/adaptive-ratelimit.yaml",
     HEADER + "# Standalone Envoy: adaptive-ratelimit in front of an app on 127.0.0.1:18201.\n" +
     stringify(arl.standaloneBootstrap(10003, 18201), { lineWidth: 0 }));
@@ -65,7 +65,7 @@ export function renderAll(): Map<string, string> {
     HEADER + "# header-normalizer on the inbound sidecar of app=legacy-app and on the ingress gateway (fails open).\n" +
     "# Module at /var/local/lib/wasm/header-normalizer.wasm in the pod.\n" + docs(hn.placements()));
   out.set("header-normalizer/wasmplugin.yaml",
-    HEADER + "# The same placements as WasmPlugins. Replace url and sha256 with your registry's image and digest.\n" + docs(hn.wasmPlugins()));
+    HEADER + "# The same placements as WasmPlugins. Not appliable as committed (sha256 is a placeholder Istio's schema refuses): npm run package writes copies pinned by digest.\n" + docs(hn.wasmPlugins()));
   out.set("header-normalizer/preserve-case.envoyfilter.yaml",
     HEADER + "# Keeps the case of HTTP/1.1 header names between clients, the ingress gateway, calling workloads and the app\n" +
     "# legacy-app.default:8080, for Istio before 1.25. On Istio 1.25+ use Istio's own option instead, on the app's pods, the\n" +

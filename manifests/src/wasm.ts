@@ -23,6 +23,13 @@ export interface WasmFilterSpec {
   failOpen: boolean;
 }
 
+/**
+ * The sha256 of every committed WasmPlugin: not a digest, so that Istio's schema (and so the
+ * Kubernetes API server) refuses to apply the file as it is. `npm run package` writes copies
+ * pinned to the built image's digest (dist/oci/<filter>/wasmplugin.yaml).
+ */
+export const UNPINNED_DIGEST = "unpinned-run-npm-run-package-for-the-digest";
+
 /** Metadata of every resource the suite ships: its name, namespace and the suite's labels. */
 export function suiteMetadata(name: string, namespace: string, filter: string): Record<string, unknown> {
   return { name, namespace, labels: { "app.kubernetes.io/part-of": "envoy-wasm-filter-suite", "filter-suite/filter": filter } };

@@ -6,6 +6,7 @@ import { Envoy } from "../../runtime/host/src/index.js";
 import { wasmPath } from "../../runtime/host/test/helpers.js";
 import { validateMessage } from "../lib/envoy-proto.js";
 import { validateIstio } from "../lib/istio.js";
+import { asPinned } from "../lib/checks.js";
 
 const load = (rel: string) => parseAllDocuments(readFileSync(new URL(`../${rel}`, import.meta.url), "utf8")).map((d) => d.toJS());
 const wasm = readFileSync(wasmPath("adaptive-ratelimit"));
@@ -26,7 +27,7 @@ describe("adaptive-ratelimit manifests", () => {
 
   test("the WasmPlugin is valid and its pluginConfig loads", () => {
     const [wp] = load("adaptive-ratelimit/wasmplugin.yaml");
-    expect(() => validateIstio(wp)).not.toThrow();
+    expect(() => validateIstio(asPinned(wp))).not.toThrow();
     expect(wp.spec.failStrategy).toBe("FAIL_OPEN");
     expect(() => loads(JSON.stringify(wp.spec.pluginConfig))).not.toThrow();
   });

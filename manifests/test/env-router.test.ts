@@ -7,6 +7,7 @@ import { Envoy } from "../../runtime/host/src/index.js";
 import { wasmPath } from "../../runtime/host/test/helpers.js";
 import { validateMessage } from "../lib/envoy-proto.js";
 import { validateIstio } from "../lib/istio.js";
+import { asPinned } from "../lib/checks.js";
 import { EXAMPLE, subsetName } from "../src/env-router.js";
 import { PROXY_VERSION_REGEX } from "../src/wasm.js";
 import { renderAll } from "../src/render.js";
@@ -67,7 +68,7 @@ describe("manifests/env-router/istio.yaml", () => {
 describe("manifests/env-router/wasmplugin.yaml", () => {
   const docs = load("env-router/wasmplugin.yaml").filter((d) => d.kind === "WasmPlugin");
   test.each(docs.map((d) => [d.metadata.name, d]))("WasmPlugin %s is valid and its pluginConfig loads", (_n, wp) => {
-    expect(() => validateIstio(wp)).not.toThrow();
+    expect(() => validateIstio(asPinned(wp))).not.toThrow();
     expect(wp.spec.pluginName).toBe("env-router");
     expect(Object.keys(wp.spec.selector.matchLabels).length).toBeGreaterThan(0);
     const envoy = new Envoy({ workers: 1 });

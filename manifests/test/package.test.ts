@@ -10,6 +10,7 @@ import { describe, expect, test } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { MEDIA, buildImage, pinnedWasmPlugins, push, writeLayout } from "../../scripts/package.mjs";
 import { wasmPath } from "../../runtime/host/test/helpers.js";
+import { validateIstio } from "../lib/istio.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const wasm = readFileSync(wasmPath("env-router"));
@@ -130,4 +131,19 @@ test("push: blobs then manifest over the OCI distribution API, with a bearer-tok
   } finally {
     server.close();
   }
+});
+
+describe("committed WasmPlugins cannot be applied by mistake", () => {
+  const root = new URL("../..", import.meta.url).pathname;
+  const image = buildImage("podip-router", readFileSync(wasmPath("podip-router")), "0.1.0");
+  const committed = ["adaptive-ratelimit", "env-router", "header-normalizer", "podip-router"].flatMap((f) =>
+    parseAllDocuments(readFileSync(join(root, "manifests", f, "wasmplugin.yaml"), "utf8")).map((d) => d.toJS()).filter((d) => d.kind === "WasmPlugin"));
+  test.each(committed.map((d) => [d.metadata.name, d]))("%s: Istio's schema (so the API server) refuses its placeholder digest", (_n, d) => {
+    expect(() => validateIstio(d)).toThrow(/sha256/);
+  });
+  test("the copies npm run package pins are valid", () => {
+    const pinned = parseAllDocuments(pinnedWasmPlugins("podip-router", image, "registry.example.com/suite/podip-router")).map((d) => d.toJS()).filter((d) => d.kind === "WasmPlugin");
+    expect(pinned.length).toBe(1);
+    for (const d of pinned) expect(() => validateIstio(d)).not.toThrow();
+  });
 });
