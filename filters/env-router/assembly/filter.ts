@@ -29,6 +29,7 @@ class Metrics {
   refreshFailed: Metric = counter("env_router.controller_refresh_failed");
   oversizedBaggage: Metric = counter("env_router.oversized_baggage");
   strippedCarrier: Metric = counter("env_router.stripped_carrier");
+  correlationLost: Metric = counter("env_router.correlation_lost");
 }
 
 /** Names of request headers the filter reads, as bytes for PairsView matching. */
@@ -269,9 +270,13 @@ class EnvRouterStream extends FilterStream {
       const found = getShared(correlationKey(root, trace));
       if (found !== null) {
         const parts = String.UTF8.decode(found.value).split("\n");
+        // The slot is shared by every trace id hashing to it: only this trace's own entry counts.
+        // Another live trace there means this trace's tag was overwritten (or never fitted): lost.
         if (parts.length == 3 && parts[0] == trace && I64.parseInt(parts[2]) > nowMillis() && validEnvName(parts[1], s.maxLength)) {
           env = parts[1];
           m.correlated.increment(1);
+        } else if (parts.length == 3 && parts[0] != trace && I64.parseInt(parts[2]) > nowMillis()) {
+          m.correlationLost.increment(1);
         }
       }
     }

@@ -292,6 +292,20 @@ describe("bad input", () => {
     expect(r.status).toBe(200);
   });
 
+  test("a slot holding another trace's tag is never used, and the loss is counted", async () => {
+    const envoy = new Envoy({ workers: 1 });
+    const corr = { slots: 16 };
+    const inbound = envoy.addPlugin({ name: "in", rootId: "env-router", vmId: "env-router", wasm, configuration: JSON.stringify({ mode: "inbound", correlation: corr }) });
+    const outbound = envoy.addPlugin({ name: "out", rootId: "env-router", vmId: "env-router", wasm, configuration: JSON.stringify({ mode: "outbound", services: { a: ["default", "feature-x"] }, correlation: corr }) });
+    // 200 traces tagged feature-x fill all 16 slots.
+    for (let i = 0; i < 200; i++) await envoy.request({ headers: [["x-env", "feature-x"], ["traceparent", traceparent()]], filters: [inbound] });
+    // An untagged call of a trace never seen: its slot holds another trace's tag.
+    const r = await envoy.request({ authority: "a", headers: [["traceparent", traceparent()]], filters: [outbound] });
+    expect(r.upstream!.header("x-env-route")).toBe("default");
+    expect(envoy.metric("env_router.correlated")).toBe(0);
+    expect(envoy.metric("env_router.correlation_lost")).toBe(1);
+  });
+
   test("inbound correlation memory is bounded under many distinct trace ids", async () => {
     const envoy = new Envoy({ workers: 1 });
     const plugin = envoy.addPlugin({ name: "in", rootId: "env-router", vmId: "env-router", wasm, configuration: JSON.stringify({ mode: "inbound", correlation: { slots: 256 } }) });
