@@ -513,6 +513,47 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
     });
   }
 
+  // Health-aware fallback (manifests/envoy/env-router.yaml): aggregate clusters over each env's
+  // fallback chain with active health checks. Real Envoy only: the local gateway has neither.
+  if (target.kind === "envoy") {
+    test("env-router's standalone bootstrap falls back on health: reviews@feature-x stops, its traffic goes to default within seconds, and returns when it answers again", async () => {
+      const doc = parse(readFileSync(`${root}manifests/envoy/env-router.yaml`, "utf8"));
+      const instances = doc.static_resources.clusters.filter((c: any) => c.type === "STATIC").map((c: any) => {
+        const [service, env] = c.name.split(/\.(.+)/);
+        return { service, env, replica: 0, port: c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value };
+      });
+      const featureX = instances.find((i: any) => i.service === "reviews" && i.env === "feature-x")!;
+      const stopOthers = await startEcho(instances.filter((i: any) => i !== featureX), () => 0);
+      let stopFeatureX: (() => Promise<void>) | undefined = await startEcho([featureX], () => 0);
+      const envoy = await startEnvoy({ bin: target.bin, bootstrap: doc, cwd: root, concurrency: 2 });
+      const url = `http://127.0.0.1:${[...envoy.ports.values()][0]}`;
+      const servedBy = async () => {
+        const r = await send(url, { path: "/", headers: [["Host", "reviews"], ["x-env", "feature-x"]] });
+        return r.status === 200 ? `${r.json().service}@${r.json().env}` : `status ${r.status}`;
+      };
+      const until = async (want: string) => {
+        const deadline = Date.now() + 10000;
+        let got = await servedBy();
+        while (got !== want && Date.now() < deadline) { await new Promise((res) => setTimeout(res, 100)); got = await servedBy(); }
+        return got;
+      };
+      try {
+        expect(await servedBy()).toBe("reviews@feature-x");
+        await stopFeatureX();
+        stopFeatureX = undefined;
+        expect(await until("reviews@default")).toBe("reviews@default");
+        // Once Envoy has seen it go, every request is served (no 503 while it is away).
+        for (let i = 0; i < 10; i++) expect(await servedBy()).toBe("reviews@default");
+        stopFeatureX = await startEcho([featureX], () => 0);
+        expect(await until("reviews@feature-x")).toBe("reviews@feature-x");
+      } finally {
+        await envoy.stop();
+        await stopFeatureX?.();
+        await stopOthers();
+      }
+    }, 40000);
+  }
+
   const odst = (useHeader: boolean) => small({
     policy: null, route: "odst",
     clusters: [

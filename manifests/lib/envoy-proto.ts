@@ -24,6 +24,7 @@ const ENTRY_FILES = [
   "envoy/extensions/http/stateful_session/cookie/v3/cookie.proto",
   "envoy/extensions/filters/http/header_mutation/v3/header_mutation.proto",
   "envoy/extensions/transport_sockets/tls/v3/tls.proto",
+  "envoy/extensions/clusters/aggregate/v3/cluster.proto",
 ];
 
 let cached: protobuf.Root | undefined;

@@ -116,6 +116,25 @@ export function wasmPlugins(spec: EnvRouterSpec): Record<string, unknown>[] {
  * router, a virtual host per service whose routes match the route header, and a static
  * cluster per service and env (ports from `port(service, env)`).
  */
+/** The aggregate cluster that serves `env` of `service`, or the next env of its chain that is healthy. */
+export function fallbackCluster(service: string, env: string): string {
+  return `${service}.${env}.fallback`;
+}
+
+/**
+ * The envs that may serve `env` of `service`, in order, as the filter's fallback chain names them
+ * (`feature-x.team-a` -> `team-a` -> default, the hierarchical default), keeping those the service runs.
+ */
+export function healthChain(spec: EnvRouterSpec, service: string, env: string): string[] {
+  const chain = [env];
+  for (let rest = env; rest.includes("."); ) {
+    rest = rest.slice(rest.indexOf(".") + 1);
+    chain.push(rest);
+  }
+  chain.push(spec.defaultEnv);
+  return [...new Set(chain)].filter((e) => spec.services[service].includes(e));
+}
+
 export function standaloneBootstrap(spec: EnvRouterSpec, listenPort: number, port: (service: string, env: string) => number): Record<string, unknown> {
   const services = Object.keys(spec.services).sort();
   const cluster = (service: string, env: string) => `${service}.${env}`;
@@ -131,7 +150,7 @@ export function standaloneBootstrap(spec: EnvRouterSpec, listenPort: number, por
             routes: [
               ...spec.services[service].filter((e) => e !== spec.defaultEnv).map((env) => ({
                 match: { prefix: "/", headers: [{ name: spec.routeHeader, string_match: { exact: env } }] },
-                route: { cluster: cluster(service, env) },
+                route: { cluster: fallbackCluster(service, env) },
               })),
               { match: { prefix: "/" }, route: { cluster: cluster(service, spec.defaultEnv) } },
             ],
@@ -143,15 +162,34 @@ export function standaloneBootstrap(spec: EnvRouterSpec, listenPort: number, por
           { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
         ],
       })],
-      clusters: services.flatMap((service) => spec.services[service].map((env) => ({
-        name: cluster(service, env),
-        type: "STATIC",
-        connect_timeout: "1s",
-        load_assignment: {
-          cluster_name: cluster(service, env),
-          endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port(service, env) } } } }] }],
-        },
-      }))),
+      clusters: [
+        ...services.flatMap((service) => spec.services[service].map((env) => ({
+          name: cluster(service, env),
+          type: "STATIC",
+          connect_timeout: "1s",
+          load_assignment: {
+            cluster_name: cluster(service, env),
+            endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port(service, env) } } } }] }],
+          },
+          // Health is what the fallback follows: a replica that stops answering leaves the env's
+          // cluster within about a second, and comes back as soon as it answers again.
+          health_checks: [{ timeout: "0.5s", interval: "1s", no_traffic_interval: "1s", unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {} }],
+        }))),
+        // Per test env, an aggregate cluster over the env's fallback chain that exists for the
+        // service (ending at default): Envoy sends the request to the first with a healthy endpoint.
+        ...services.flatMap((service) => spec.services[service].filter((e) => e !== spec.defaultEnv).map((env) => ({
+          name: fallbackCluster(service, env),
+          connect_timeout: "1s",
+          lb_policy: "CLUSTER_PROVIDED",
+          cluster_type: {
+            name: "envoy.clusters.aggregate",
+            typed_config: {
+              "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+              clusters: healthChain(spec, service, env).map((e) => cluster(service, e)),
+            },
+          },
+        }))),
+      ],
     },
   };
 }

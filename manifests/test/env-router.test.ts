@@ -83,7 +83,7 @@ describe("manifests/envoy/env-router.yaml (standalone)", () => {
     expect(validateMessage("envoy.config.bootstrap.v3.Bootstrap", bootstrap)).toEqual([]);
   });
 
-  test("its route table sends each decision of the filter to that env's cluster", async () => {
+  test("its route table sends each decision of the filter to that env's cluster (through the env's health fallback)", async () => {
     const hcm = bootstrap.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
     const plugin = hcm.http_filters[0].typed_config.config;
     const envoy = new Envoy({ workers: 1 });
@@ -94,17 +94,23 @@ describe("manifests/envoy/env-router.yaml (standalone)", () => {
       const vh = hcm.route_config.virtual_hosts.find((v: any) => v.domains.includes(host) || v.domains.includes(authority));
       return vh.routes.find((r: any) => (r.match.headers ?? []).every((h: any) => headers.some(([k, v]) => k === h.name && v === h.string_match.exact))).route.cluster;
     };
-    const cases: Array<[string, string, string]> = [
-      ["reviews:9080", "feature-x", "reviews.feature-x"],
-      ["ratings", "feature-x", "ratings.default"],
-      ["ratings", "feature-x.team-a", "ratings.team-a"],
-      ["details", "team-a", "details.default"],
+    // [authority, tag, the cluster the route picks, the clusters it tries in order of health]
+    const cases: Array<[string, string, string, string[]]> = [
+      ["reviews:9080", "feature-x", "reviews.feature-x.fallback", ["reviews.feature-x", "reviews.default"]],
+      ["ratings", "feature-x", "ratings.default", ["ratings.default"]],
+      ["ratings", "feature-x.team-a", "ratings.team-a.fallback", ["ratings.team-a", "ratings.default"]],
+      ["details", "team-a", "details.default", ["details.default"]],
     ];
-    for (const [authority, env, cluster] of cases) {
+    const byName = new Map(bootstrap.static_resources.clusters.map((c: any) => [c.name, c]));
+    for (const [authority, env, cluster, tried] of cases) {
       const res = await envoy.request({ authority, headers: [["x-env", env]] });
       const chosen = route(authority, res.upstream!.headers);
       expect(chosen).toBe(cluster);
       expect(clusters.has(chosen)).toBe(true);
+      const c: any = byName.get(chosen);
+      const order = c.cluster_type ? c.cluster_type.typed_config.clusters : [chosen];
+      expect(order).toEqual(tried);
+      for (const name of order) expect((byName.get(name) as any).health_checks.length).toBe(1);
     }
   });
 });
