@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { parse, parseAllDocuments } from "yaml";
 import { envoyFilterBootstrap } from "../manifests/lib/envoyfilter-bootstrap.js";
 import { startEcho } from "../runtime/gateway/echo.js";
+import type { EchoInstance } from "../runtime/gateway/echo.js";
 import { startEnvoy } from "../runtime/gateway/envoy.js";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { Front, PIN, Reply, Target, hops, rawReply, root, seen, send, sendRaw, startFront, targets } from "./harness.js";
@@ -238,6 +239,26 @@ function small(opts: { policy?: Record<string, unknown> | null; clusters?: Recor
       clusters: opts.clusters ?? [staticCluster("web", 18191)],
     },
   };
+}
+
+/**
+ * Runs `fn` against real Envoy on `bootstrap` (one worker) with one example upstream; stops both
+ * whatever happens, and prints Envoy's log when `fn` fails.
+ */
+async function withEnvoy(target: Target, bootstrap: Record<string, any>, upstream: EchoInstance, fn: (url: string) => Promise<void>): Promise<void> {
+  if (target.kind !== "envoy") throw new Error("withEnvoy: real Envoy targets only");
+  const echo = await startEcho([upstream], () => 0);
+  let envoy: Awaited<ReturnType<typeof startEnvoy>> | undefined;
+  try {
+    envoy = await startEnvoy({ bin: target.bin, bootstrap, cwd: root, concurrency: 1 });
+    await fn(`http://127.0.0.1:${[...envoy.ports.values()][0]}`);
+  } catch (err) {
+    if (envoy) console.error(`--- ${target.name}: last lines of Envoy's log ---\n${envoy.log().split("\n").slice(-80).join("\n")}`);
+    throw err;
+  } finally {
+    await envoy?.stop();
+    await echo();
+  }
 }
 
 /** Records a case's view for the differential check; returns the test that compares it (Envoy targets). */
@@ -473,10 +494,8 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
       const guard = docs.find((d) => d.metadata.name === "env-router-trust-guard");
       const gw = docs.find((d) => d.metadata.name === "env-router-gateway");
       const bootstrap = envoyFilterBootstrap({ metadata: { name: "gateway" }, spec: { configPatches: [...guard.spec.configPatches, ...gw.spec.configPatches] } }, { endpointPort: () => 18198 });
-      const echo = await startEcho([{ service: "productpage", env: "default", replica: 0, port: 18198 }], () => 0);
-      const envoy = await startEnvoy({ bin: target.bin, bootstrap, cwd: root, concurrency: 1 });
-      try {
-        const r = await send(`http://127.0.0.1:${[...envoy.ports.values()][0]}`, { path: "/", headers: [
+      await withEnvoy(target, bootstrap, { service: "productpage", env: "default", replica: 0, port: 18198 }, async (url) => {
+        const r = await send(url, { path: "/", headers: [
           ["Host", "productpage"], ["x-env", "feature-x"], ["x-env-trusted", "i-say-so"], ["baggage", "userId=alice,env=feature-x"], ["cookie", "theme=dark; env=feature-x"],
         ] });
         expect(r.status).toBe(200);
@@ -485,10 +504,7 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
         expect(seen(r, "baggage")).toEqual(["userId=alice"]);
         expect(seen(r, "cookie")).toEqual(["theme=dark"]);
         expect(seen(r, "x-env-route")).toEqual(["default"]);
-      } finally {
-        await envoy.stop();
-        await echo();
-      }
+      });
     });
   }
 
@@ -496,20 +512,14 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
     test("podip-router's istio-session.yaml on real Envoy: a client's own x-ops-authenticated is never believed, and never reaches a pod", async () => {
       const docs = parseAllDocuments(readFileSync(`${root}manifests/podip-router/istio-session.yaml`, "utf8")).map((d) => d.toJS() as any);
       const bootstrap = envoyFilterBootstrap({ metadata: { name: "gateway" }, spec: { configPatches: docs.flatMap((d) => d.spec.configPatches) } }, { endpointPort: () => 18198 });
-      const echo = await startEcho([{ service: "web", env: "default", replica: 0, port: 18198 }], () => 0);
-      const envoy = await startEnvoy({ bin: target.bin, bootstrap, cwd: root, concurrency: 1 });
-      try {
-        const url = `http://127.0.0.1:${[...envoy.ports.values()][0]}`;
+      await withEnvoy(target, bootstrap, { service: "web", env: "default", replica: 0, port: 18198 }, async (url) => {
         const pin = await send(url, { path: "/_pod/10.8.3.17:8080/x", headers: [["x-ops-authenticated", "i-say-so"]] });
         expect(pin.status).toBe(403);
         expect(pin.body).toBe("podip-router: not allowed to pin a pod\n");
         const plain = await send(url, { path: "/x", headers: [["x-ops-authenticated", "i-say-so"]] });
         expect(plain.status).toBe(200);
         expect(seen(plain, "x-ops-authenticated")).toEqual([]);
-      } finally {
-        await envoy.stop();
-        await echo();
-      }
+      });
     });
   }
 
