@@ -564,6 +564,32 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
     }, 40000);
   }
 
+  // The Istio form of the fallback (env-router-health-fallback in manifests/env-router/istio.yaml):
+  // its patches on a sidecar-like bootstrap whose reviews subsets are STATIC clusters, as Istio's
+  // EDS would give them: with the feature-x subset empty (pods gone), the env's route falls to default.
+  if (target.kind === "envoy") {
+    test.each([["has a ready pod", true], ["has no endpoint", false]])("env-router's Istio fallback on real Envoy: reviews' feature-x subset %s", async (_n, up) => {
+      const docs = parseAllDocuments(readFileSync(`${root}manifests/env-router/istio.yaml`, "utf8")).map((d) => d.toJS() as any);
+      const ef = docs.find((d) => d.metadata.name === "env-router-health-fallback");
+      const host = "reviews.bookinfo.svc.cluster.local";
+      const subset = (env: string) => `outbound|9080|${env}|${host}`;
+      const bootstrap = envoyFilterBootstrap(ef, {
+        extraClusters: [subset("feature-x"), subset("team-a"), subset("default")],
+        endpointPort: (name) => (name === subset("default") ? 18198 : name === subset("feature-x") && up ? 18199 : name.startsWith("outbound|9080|") ? null : 18999),
+      });
+      const stopDefault = await startEcho([{ service: "reviews", env: "default", replica: 0, port: 18198 }], () => 0);
+      await withEnvoy(target, bootstrap, { service: "reviews", env: "feature-x", replica: 0, port: 18199 }, async (url) => {
+        try {
+          const r = await send(url, { path: "/", headers: [["Host", `${host}:9080`], ["x-patched-route", "env-feature-x"]] });
+          expect(r.status).toBe(200);
+          expect(`${r.json().service}@${r.json().env}`).toBe(up ? "reviews@feature-x" : "reviews@default");
+        } finally {
+          await stopDefault();
+        }
+      });
+    });
+  }
+
   const odst = (useHeader: boolean) => small({
     policy: null, route: "odst",
     clusters: [

@@ -45,8 +45,10 @@ function istioClusterName(context: string, m: any): string {
 export interface PatchedBootstrapOptions {
   /** Apply only the patches of this context (default: every patch). */
   context?: string;
-  /** Where each cluster's one endpoint listens (default 127.0.0.1:18999). */
-  endpointPort?: (cluster: string) => number;
+  /** Where each cluster's one endpoint listens (default 127.0.0.1:18999; null: no endpoint). */
+  endpointPort?: (cluster: string) => number | null;
+  /** More STATIC clusters Istio would have made (subset clusters a patch refers to). */
+  extraClusters?: string[];
 }
 
 export function envoyFilterBootstrap(ef: any, opts: PatchedBootstrapOptions = {}): Record<string, any> {
@@ -56,10 +58,13 @@ export function envoyFilterBootstrap(ef: any, opts: PatchedBootstrapOptions = {}
     route_config: { name: "patched", virtual_hosts: [] as any[] },
     http_filters: [{ name: ROUTER, typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
   };
-  const staticCluster = (name: string) => ({
-    name, type: "STATIC", connect_timeout: "1s",
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: opts.endpointPort?.(name) ?? 18999 } } } }] }] },
-  });
+  const staticCluster = (name: string) => {
+    const port = opts.endpointPort ? opts.endpointPort(name) : 18999;
+    return {
+      name, type: "STATIC", connect_timeout: "1s",
+      load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: port === null ? [] : [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port } } } }] }] },
+    };
+  };
   const patches = (ef.spec.configPatches as any[]).filter((p) => !opts.context || p.match?.context === opts.context);
   const sds = {
     ...staticCluster("sds-grpc"),
@@ -78,9 +83,21 @@ export function envoyFilterBootstrap(ef: any, opts: PatchedBootstrapOptions = {}
       if (!clusters.some((c) => c.name === name)) clusters.push(staticCluster(name));
     }
   }
+  for (const name of opts.extraClusters ?? []) if (!clusters.some((c) => c.name === name)) clusters.push(staticCluster(name));
   const routed = clusters[clusters.length - 1].name;
-  const vhostName = patches.map((p) => p.match?.routeConfiguration?.vhost?.name).find(Boolean) ?? "service";
-  hcm.route_config.virtual_hosts.push({ name: vhostName, domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: routed } }] });
+  // Virtual hosts as the patches name them (the first one takes every domain), each with a route
+  // to the last cluster; a named route a MERGE patch matches is created first in its host.
+  const vhosts = hcm.route_config.virtual_hosts as any[];
+  const vhost = (name: string) => {
+    let vh = vhosts.find((v) => v.name === name);
+    if (!vh) {
+      vh = { name, domains: [vhosts.length === 0 ? "*" : name], routes: [{ match: { prefix: "/" }, route: { cluster: routed } }] };
+      vhosts.push(vh);
+    }
+    return vh;
+  };
+  for (const p of patches) if (p.match?.routeConfiguration?.vhost?.name) vhost(p.match.routeConfiguration.vhost.name);
+  if (vhosts.length === 0) vhost("service");
   for (const [i, p] of patches.entries()) {
     const at = `${ef.metadata.name}.configPatches[${i}]`;
     const value = localModules(p.patch.value);
@@ -102,7 +119,16 @@ export function envoyFilterBootstrap(ef: any, opts: PatchedBootstrapOptions = {}
     } else if (op === "CLUSTER ADD") {
       clusters.push(value);
     } else if (op === "HTTP_ROUTE INSERT_FIRST") {
-      hcm.route_config.virtual_hosts[0].routes.unshift(value);
+      vhost(p.match?.routeConfiguration?.vhost?.name ?? vhosts[0].name).routes.unshift(value);
+    } else if (op === "HTTP_ROUTE MERGE") {
+      const vh = vhost(p.match?.routeConfiguration?.vhost?.name ?? vhosts[0].name);
+      const routeName = p.match?.routeConfiguration?.vhost?.route?.name;
+      let r = vh.routes.find((x: any) => x.name === routeName);
+      if (!r) {
+        r = { name: routeName, match: { prefix: "/", headers: [{ name: "x-patched-route", string_match: { exact: String(routeName) } }] }, route: { cluster: routed } };
+        vh.routes.unshift(r);
+      }
+      mergeInto(r, value);
     } else {
       throw new Error(`${at}: ${op} is not rendered`);
     }

@@ -3,7 +3,7 @@
 // filter's placements (sidecar inbound and outbound, gateway); and a standalone Envoy
 // bootstrap whose route table does the same routing with one cluster per service and env.
 import { createHash } from "node:crypto";
-import { envoyFilter, hcmListener, headerGuard, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { CONTEXT, envoyFilter, envoyFilterResource, hcmListener, headerGuard, PROXY_VERSION_REGEX, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export interface EnvRouterSpec {
   namespace: string;
@@ -23,6 +23,8 @@ export interface EnvRouterSpec {
    * (the trust guard removes every client copy first), and/or source ranges.
    */
   gatewayTrust: { source_cidrs?: string[]; header?: string };
+  /** The services' HTTP port (Istio names its clusters and virtual hosts after it). */
+  servicePort: number;
   image: { url: string; sha256: string };
 }
 
@@ -44,6 +46,8 @@ export function destinationRule(spec: EnvRouterSpec, service: string): Record<st
     metadata: { name: `${service}-env`, namespace: spec.namespace },
     spec: {
       host: fqdn(spec, service),
+      // A pod that fails while ready leaves its subset (and its env falls back) after 3 errors.
+      trafficPolicy: { outlierDetection: { consecutive5xxErrors: 3, interval: "5s", baseEjectionTime: "15s", maxEjectionPercent: 100 } },
       subsets: spec.services[service].map((env) => ({ name: subsetName(env), labels: { [spec.envLabel]: env } })),
     },
   };
@@ -71,6 +75,43 @@ export function virtualService(spec: EnvRouterSpec, service: string): Record<str
   };
 }
 
+/** Istio's name of the outbound cluster of a service's subset. */
+function subsetCluster(spec: EnvRouterSpec, service: string, env: string): string {
+  return `outbound|${spec.servicePort}|${subsetName(env)}|${fqdn(spec, service)}`;
+}
+
+/**
+ * Health-aware fallback on the sidecars: per service and test env, an aggregate cluster over the
+ * subset clusters of the env's fallback chain (ending at default), and the VirtualService's route
+ * for that env pointed at it. Envoy then sends a request to the first subset that has a healthy
+ * endpoint: an env whose pods are gone or not ready (Istio sends only ready endpoints) falls back
+ * instead of answering 503; DestinationRule outlier detection ejects pods that fail while ready.
+ */
+export function healthFallbackEnvoyFilter(spec: EnvRouterSpec): Record<string, unknown> {
+  const match = { context: CONTEXT["sidecar-outbound"], proxy: { proxyVersion: PROXY_VERSION_REGEX } };
+  const patches: unknown[] = [];
+  for (const service of Object.keys(spec.services).sort()) {
+    for (const env of spec.services[service].filter((e) => e !== spec.defaultEnv)) {
+      const name = `env-router-fallback|${spec.servicePort}|${subsetName(env)}|${fqdn(spec, service)}`;
+      patches.push({
+        applyTo: "CLUSTER", match,
+        patch: { operation: "ADD", value: {
+          name, connect_timeout: "1s", lb_policy: "CLUSTER_PROVIDED",
+          cluster_type: { name: "envoy.clusters.aggregate", typed_config: {
+            "@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+            clusters: healthChain(spec, service, env).map((e) => subsetCluster(spec, service, e)),
+          } },
+        } },
+      }, {
+        applyTo: "HTTP_ROUTE",
+        match: { ...match, routeConfiguration: { vhost: { name: `${fqdn(spec, service)}:${spec.servicePort}`, route: { name: `env-${subsetName(env)}` } } } },
+        patch: { operation: "MERGE", value: { route: { cluster: name } } },
+      });
+    }
+  }
+  return envoyFilterResource(suiteMetadata("env-router-health-fallback", spec.namespace, "env-router"), spec.sidecarSelector, patches);
+}
+
 /** Every Istio resource env-router needs, in apply order. */
 export function istioResources(spec: EnvRouterSpec): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
@@ -84,6 +125,7 @@ export function istioResources(spec: EnvRouterSpec): Record<string, unknown>[] {
     envoyFilter({ ...base, name: "env-router-inbound", selector: spec.sidecarSelector, placement: "sidecar-inbound", configuration: { mode: "inbound" } }),
     envoyFilter({ ...base, namespace: spec.gatewayNamespace, name: "env-router-gateway", selector: spec.gatewaySelector, placement: "gateway", configuration: { mode: "gateway", trust: spec.gatewayTrust, ...outbound } }),
     ...trustGuard(spec),
+    healthFallbackEnvoyFilter(spec),
   );
   return out;
 }
@@ -210,5 +252,6 @@ export const EXAMPLE: EnvRouterSpec = {
   gatewaySelector: { istio: "ingressgateway" },
   gatewayNamespace: "istio-system",
   gatewayTrust: { header: "x-env-trusted" },
+  servicePort: 9080,
   image: { url: "oci://ghcr.io/example/filter-suite/env-router:0.1.0", sha256: UNPINNED_DIGEST },
 };

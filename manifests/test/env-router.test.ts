@@ -50,7 +50,7 @@ describe("manifests/env-router/istio.yaml", () => {
   });
 
   // The wasm placements (the trust guard is checked below).
-  const filters = docs.filter((d) => d.kind === "EnvoyFilter" && d.metadata.name !== "env-router-trust-guard");
+  const filters = docs.filter((d) => d.kind === "EnvoyFilter" && !["env-router-trust-guard", "env-router-health-fallback"].includes(d.metadata.name));
   test.each(filters.map((d) => [d.metadata.name, d]))("EnvoyFilter %s: selector, proxy version, a valid HttpFilter the module accepts", (_n, ef) => {
     expect(Object.keys(ef.spec.workloadSelector.labels).length).toBeGreaterThan(0);
     const patch = ef.spec.configPatches[0];
@@ -142,5 +142,29 @@ describe("env-router at the gateway: resources that attach, and a trust header o
     expect(p.patch.value.typed_config.mutations.request_mutations).toEqual([{ remove: "x-env-trusted" }]);
     expect(() => validateIstio(guard)).not.toThrow();
     expect(validateMessage("envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", p.patch.value)).toEqual([]);
+  });
+});
+
+describe("env-router's health-aware fallback in Istio (EnvoyFilter env-router-health-fallback)", () => {
+  const docs = load("env-router/istio.yaml");
+  const ef = docs.find((d: any) => d.metadata.name === "env-router-health-fallback");
+  test("for every test env of every service, an aggregate cluster over the env's chain of subsets and the env's route pointed at it", () => {
+    expect(ef.spec.workloadSelector.labels).toEqual(EXAMPLE.sidecarSelector);
+    for (const service of Object.keys(EXAMPLE.services)) {
+      const host = `${service}.bookinfo.svc.cluster.local`;
+      const vs = docs.find((d: any) => d.kind === "VirtualService" && d.metadata.name === `${service}-env`);
+      const dr = docs.find((d: any) => d.kind === "DestinationRule" && d.metadata.name === `${service}-env`);
+      for (const env of EXAMPLE.services[service].filter((e) => e !== "default")) {
+        const route = ef.spec.configPatches.find((p: any) => p.applyTo === "HTTP_ROUTE" && p.match.routeConfiguration.vhost.name === `${host}:9080` && p.match.routeConfiguration.vhost.route.name === `env-${subsetName(env)}`);
+        expect(route, `${service} ${env}`).toBeDefined();
+        expect(vs.spec.http.map((r: any) => r.name)).toContain(`env-${subsetName(env)}`);
+        const add = ef.spec.configPatches.find((p: any) => p.applyTo === "CLUSTER" && p.patch.value.name === route.patch.value.route.cluster);
+        const chain = add.patch.value.cluster_type.typed_config.clusters as string[];
+        expect(chain[0]).toBe(`outbound|9080|${subsetName(env)}|${host}`);
+        expect(chain[chain.length - 1]).toBe(`outbound|9080|default|${host}`);
+        for (const c of chain) expect(dr.spec.subsets.map((x: any) => x.name)).toContain(c.split("|")[2]);
+      }
+      expect(dr.spec.trafficPolicy.outlierDetection.consecutive5xxErrors).toBeGreaterThan(0);
+    }
   });
 });
