@@ -3,6 +3,8 @@
 import { describe, expect, test } from "vitest";
 import { checkDocument } from "../../manifests/lib/checks.js";
 import { istioResources, kubernetesResources, SERVICES } from "./resources.js";
+import { EXAMPLE, wasmPlugins as shippedEnv } from "../../manifests/src/env-router.js";
+import { EXAMPLE as podipExample, wasmPlugins as shippedPodip } from "../../manifests/src/podip-router.js";
 
 const digests = Object.fromEntries(["adaptive-ratelimit", "env-router", "header-normalizer", "podip-router"].map((f, i) => [f, String(i).repeat(64)]));
 const istio = istioResources(digests, "kind-registry:5000/suite") as any[];
@@ -10,6 +12,14 @@ const istio = istioResources(digests, "kind-registry:5000/suite") as any[];
 describe("kind target resources", () => {
   test.each(istio.map((d, i) => [`${d.kind} ${d.metadata.name}`, d, i]))("%s passes the manifests checks", (_n, doc, i) => {
     expect(checkDocument(doc, `istio[${i}]`)).toEqual([]);
+  });
+
+  test("env-router's and podip-router's resources are the shipped generators' (same names, namespaces and placements as manifests/)", () => {
+    const names = (list: any[]) => list.map((d) => `${d.kind} ${d.metadata.namespace}/${d.metadata.name}`);
+    const shipped = [...names(shippedEnv(EXAMPLE)), ...names(shippedPodip({ ...podipExample, pinGatewaySelector: podipExample.gatewaySelector }))]
+      .map((n) => n.replace("/bookinfo/", "/e2e/").replace(" bookinfo/", " e2e/"));
+    const kind = names(istio);
+    for (const n of shipped.filter((x) => x.includes("WasmPlugin") || x.includes("health-fallback") || x.includes("podip-router-session"))) expect(kind).toContain(n);
   });
 
   test("WasmPlugins are pinned to the pushed digests", () => {
@@ -23,7 +33,7 @@ describe("kind target resources", () => {
     const k8s = kubernetesResources("// echo") as any[];
     for (const [service, envs] of Object.entries(SERVICES)) {
       expect(k8s.some((d) => d.kind === "Service" && d.metadata.name === service && d.spec.selector.app === service)).toBe(true);
-      const dr = istio.find((d) => d.kind === "DestinationRule" && d.metadata.name === service);
+      const dr = istio.find((d) => d.kind === "DestinationRule" && d.metadata.name === `${service}-env`);
       for (const env of envs) {
         const dep = k8s.find((d) => d.kind === "Deployment" && d.metadata.name === `${service}-${env}`);
         expect(dep.spec.template.metadata.labels).toMatchObject({ app: service, env, "env-router": "enabled" });

@@ -2,12 +2,13 @@
 // running the bundled echo from a ConfigMap), an ingress Gateway, per service a DestinationRule
 // (subset per env label) and a VirtualService on x-env-route for both the mesh and the ingress,
 // the four filters as WasmPlugins pinned to the images `npm run package` pushed, and Envoy's
-// strict stateful_session on the ingress gateway for podip-router.
+// strict stateful_session on the ingress gateway for podip-router. env-router's and
+// podip-router's resources come from the shipped generators (manifests/src), with kind's values.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CONTEXT, beforeRouterMatch, envoyFilterResource, wasmPlugin } from "../../manifests/src/wasm.js";
-import { subsetName } from "../../manifests/src/env-router.js";
-import { statefulSessionFilter, SESSION_HEADER, PIN_HEADER } from "../../manifests/src/podip-router.js";
+import { wasmPlugin } from "../../manifests/src/wasm.js";
+import { EnvRouterSpec, destinationRule, healthFallbackEnvoyFilter, virtualService, wasmPlugins as envWasmPlugins } from "../../manifests/src/env-router.js";
+import { SESSION_HEADER, PIN_HEADER, wasmPlugins as podipWasmPlugins } from "../../manifests/src/podip-router.js";
 import { preserveCaseEnvoyFilters } from "../../manifests/src/header-normalizer.js";
 
 export const NS = "e2e";
@@ -56,47 +57,40 @@ export function kubernetesResources(echoJs: string): Record<string, unknown>[] {
 }
 
 export function istioResources(digests: Record<string, string>, registry: string): Record<string, unknown>[] {
-  const fqdn = (s: string) => `${s}.${NS}.svc.cluster.local`;
   const out: Record<string, unknown>[] = [{
     apiVersion: "networking.istio.io/v1", kind: "Gateway", metadata: { name: "e2e", namespace: NS },
     spec: { selector: { istio: "ingressgateway" }, servers: [{ port: { number: 80, name: "http", protocol: "HTTP" }, hosts: Object.keys(SERVICES) }] },
   }];
-  for (const [service, envs] of Object.entries(SERVICES)) {
-    out.push({
-      apiVersion: "networking.istio.io/v1", kind: "DestinationRule", metadata: { name: service, namespace: NS },
-      spec: { host: fqdn(service), subsets: envs.map((env) => ({ name: subsetName(env), labels: { env } })) },
-    });
-    out.push({
-      apiVersion: "networking.istio.io/v1", kind: "VirtualService", metadata: { name: service, namespace: NS },
-      spec: {
-        hosts: [service, fqdn(service)],
-        gateways: ["mesh", "e2e"],
-        http: [
-          ...envs.filter((e) => e !== "default").map((env) => ({ match: [{ headers: { "x-env-route": { exact: env } } }], route: [{ destination: { host: fqdn(service), subset: subsetName(env) } }] })),
-          { route: [{ destination: { host: fqdn(service), subset: "default" } }] },
-        ],
-      },
-    });
-  }
-  const services = Object.fromEntries(Object.entries(SERVICES).map(([s, e]) => [s, e]));
+  // env-router's resources from the shipped generator, with the kind target's values: what is
+  // tested is what is shipped. The gateway trusts every caller here (test only: the suite's
+  // client sets the tag itself); shipped manifests trust a guarded header instead.
+  const envSpec: EnvRouterSpec = {
+    namespace: NS, envLabel: "env", routeHeader: "x-env-route", defaultEnv: "default", services: SERVICES,
+    sidecarSelector: { "env-router": "enabled" }, gatewaySelector: { istio: "ingressgateway" }, gatewayNamespace: "istio-system",
+    gatewayTrust: { source_cidrs: ["0.0.0.0/0"] }, servicePort: 8080, ingressGateway: "e2e", extraConfig: { explain: true, stamp_build: true },
+    image: { url: `oci://${registry}/env-router@sha256:${digests["env-router"]}`, sha256: digests["env-router"] },
+  };
+  for (const service of Object.keys(SERVICES)) out.push(destinationRule(envSpec, service), virtualService(envSpec, service));
+  out.push(...envWasmPlugins(envSpec), healthFallbackEnvoyFilter(envSpec));
   const stamp = { stamp_build: true };
   const plugin = (name: string, filter: string, selector: Record<string, string>, placement: "gateway" | "sidecar-inbound" | "sidecar-outbound", namespace: string,
     phase: "AUTHN" | "AUTHZ" | "STATS", priority: number, failStrategy: "FAIL_OPEN" | "FAIL_CLOSE", configuration: object) =>
     wasmPlugin({ name, namespace, filter, selector, placement, url: `oci://${registry}/${filter}@sha256:${digests[filter]}`, sha256: digests[filter], phase, priority, failStrategy, configuration });
   const gw = { istio: "ingressgateway" };
   out.push(
-    plugin("podip-router", "podip-router", gw, "gateway", "istio-system", "AUTHN", 1000, "FAIL_CLOSE",
-      { allowed_cidrs: [POD_CIDR], allowed_ports: [8080], default_port: 8080, authorization: { source_cidrs: ["0.0.0.0/0"] }, session_header: SESSION_HEADER, pin_header: PIN_HEADER, rewrite_authority: "web", ...stamp }),
     plugin("adaptive-ratelimit", "adaptive-ratelimit", gw, "gateway", "istio-system", "AUTHZ", 900, "FAIL_OPEN",
       { rules: [{ name: "api", match: { path_prefix: "/api" }, controller: { signal: "latency", percentile: 99, setpoint_ms: 200, min_rate: 5, max_rate: 2000, initial_rate: 50 }, burst_ms: 200 }], ...stamp }),
     plugin("header-normalizer", "header-normalizer", gw, "gateway", "istio-system", "STATS", 300, "FAIL_OPEN", stamp),
-    plugin("env-router-gateway", "env-router", gw, "gateway", "istio-system", "STATS", 100, "FAIL_OPEN", { mode: "gateway", services, trust: { source_cidrs: ["0.0.0.0/0"] }, explain: true, ...stamp }),
-    plugin("env-router-outbound", "env-router", { "env-router": "enabled" }, "sidecar-outbound", NS, "STATS", 100, "FAIL_OPEN", { mode: "outbound", services }),
-    plugin("env-router-inbound", "env-router", { "env-router": "enabled" }, "sidecar-inbound", NS, "STATS", 100, "FAIL_OPEN", { mode: "inbound" }),
-    envoyFilterResource({ name: "podip-session", namespace: "istio-system" }, gw, [
-      { applyTo: "HTTP_FILTER", match: beforeRouterMatch(CONTEXT.gateway), patch: { operation: "INSERT_BEFORE", value: statefulSessionFilter(SESSION_HEADER) } },
-    ]),
   );
+  // podip-router from the shipped generator: the WasmPlugin and the strict session filter on its
+  // own. Here on the one ingress gateway (the shipped example uses a dedicated pin gateway), and
+  // any caller may pin (test only).
+  out.push(...podipWasmPlugins({
+    namespace: "istio-system", gatewaySelector: gw, pinGatewaySelector: gw, gatewayVirtualHost: "*:80",
+    originalDstIdentities: [`spiffe://cluster.local/ns/${NS}/sa/default`],
+    image: { url: `oci://${registry}/podip-router@sha256:${digests["podip-router"]}`, sha256: digests["podip-router"] },
+    configuration: { allowed_cidrs: [POD_CIDR], allowed_ports: [8080], default_port: 8080, authorization: { source_cidrs: ["0.0.0.0/0"] }, session_header: SESSION_HEADER, pin_header: PIN_HEADER, rewrite_authority: "web", ...stamp },
+  }));
   // Header-name case kept on the HTTP/1 hops: the ingress gateway and the web pods' sidecars.
   const [onWeb, , onGateway] = preserveCaseEnvoyFilters({
     namespace: NS,

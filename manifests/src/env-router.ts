@@ -25,6 +25,10 @@ export interface EnvRouterSpec {
   gatewayTrust: { source_cidrs?: string[]; header?: string };
   /** The services' HTTP port (Istio names its clusters and virtual hosts after it). */
   servicePort: number;
+  /** An Istio Gateway (in `namespace`) the VirtualServices also bind to, for the short host names. */
+  ingressGateway?: string;
+  /** Extra filter configuration for every placement (e.g. stamp_build, explain). */
+  extraConfig?: Record<string, unknown>;
   image: { url: string; sha256: string };
 }
 
@@ -62,7 +66,8 @@ export function virtualService(spec: EnvRouterSpec, service: string): Record<str
     kind: "VirtualService",
     metadata: { name: `${service}-env`, namespace: spec.namespace },
     spec: {
-      hosts: [host],
+      hosts: spec.ingressGateway ? [service, host] : [host],
+      ...(spec.ingressGateway ? { gateways: ["mesh", spec.ingressGateway] } : {}),
       http: [
         ...others.map((env) => ({
           name: `env-${subsetName(env)}`,
@@ -119,10 +124,10 @@ export function istioResources(spec: EnvRouterSpec): Record<string, unknown>[] {
     out.push(destinationRule(spec, service), virtualService(spec, service));
   }
   const base = { namespace: spec.namespace, filter: "env-router", filename: "/var/local/lib/wasm/env-router.wasm", failOpen: true };
-  const outbound = { services: spec.services, default_env: spec.defaultEnv, route_header: spec.routeHeader };
+  const outbound = { services: spec.services, default_env: spec.defaultEnv, route_header: spec.routeHeader, ...spec.extraConfig };
   out.push(
     envoyFilter({ ...base, name: "env-router-outbound", selector: spec.sidecarSelector, placement: "sidecar-outbound", configuration: { mode: "outbound", ...outbound } }),
-    envoyFilter({ ...base, name: "env-router-inbound", selector: spec.sidecarSelector, placement: "sidecar-inbound", configuration: { mode: "inbound" } }),
+    envoyFilter({ ...base, name: "env-router-inbound", selector: spec.sidecarSelector, placement: "sidecar-inbound", configuration: { mode: "inbound", ...spec.extraConfig } }),
     envoyFilter({ ...base, namespace: spec.gatewayNamespace, name: "env-router-gateway", selector: spec.gatewaySelector, placement: "gateway", configuration: { mode: "gateway", trust: spec.gatewayTrust, ...outbound } }),
     ...trustGuard(spec),
     healthFallbackEnvoyFilter(spec),
@@ -143,11 +148,11 @@ export function trustGuard(spec: EnvRouterSpec): Record<string, unknown>[] {
 
 /** The same placements as Istio WasmPlugins pulled from a registry (pinned by digest). */
 export function wasmPlugins(spec: EnvRouterSpec): Record<string, unknown>[] {
-  const outbound = { services: spec.services, default_env: spec.defaultEnv, route_header: spec.routeHeader };
+  const outbound = { services: spec.services, default_env: spec.defaultEnv, route_header: spec.routeHeader, ...spec.extraConfig };
   const base = { namespace: spec.namespace, filter: "env-router", url: spec.image.url, sha256: spec.image.sha256, phase: "STATS" as const, priority: 10, failStrategy: "FAIL_OPEN" as const };
   return [
     wasmPlugin({ ...base, name: "env-router-outbound", selector: spec.sidecarSelector, placement: "sidecar-outbound", configuration: { mode: "outbound", ...outbound } }),
-    wasmPlugin({ ...base, name: "env-router-inbound", selector: spec.sidecarSelector, placement: "sidecar-inbound", configuration: { mode: "inbound" } }),
+    wasmPlugin({ ...base, name: "env-router-inbound", selector: spec.sidecarSelector, placement: "sidecar-inbound", configuration: { mode: "inbound", ...spec.extraConfig } }),
     wasmPlugin({ ...base, namespace: spec.gatewayNamespace, name: "env-router-gateway", selector: spec.gatewaySelector, placement: "gateway", configuration: { mode: "gateway", trust: spec.gatewayTrust, ...outbound } }),
     ...trustGuard(spec),
   ];

@@ -16,6 +16,8 @@ export interface PodIpSpec {
    * every request, so the fail-closed plugin must not sit on the gateway every host shares.
    */
   pinGatewaySelector: Record<string, string>;
+  /** The WasmPlugin's image (default: the unappliable placeholder that npm run package pins). */
+  image?: { url: string; sha256: string };
   /**
    * Original-dst mode: the SPIFFE ids the pinned pods may present (the target services' service
    * accounts). Any other peer, istiod or a workload of another namespace, fails the TLS handshake.
@@ -225,7 +227,7 @@ export function wasmPlugins(spec: PodIpSpec): Record<string, unknown>[] {
     ...authGuard(spec, selector),
     wasmPlugin({
       name: "podip-router", namespace: spec.namespace, filter: "podip-router", selector, placement: "gateway",
-      url: "oci://ghcr.io/example/filter-suite/podip-router:0.1.0", sha256: UNPINNED_DIGEST,
+      url: spec.image?.url ?? "oci://ghcr.io/example/filter-suite/podip-router:0.1.0", sha256: spec.image?.sha256 ?? UNPINNED_DIGEST,
       phase: "AUTHN", priority: 1000, failStrategy: "FAIL_CLOSE", configuration: spec.configuration,
     }),
     sessionOnlyEnvoyFilter(spec, selector),
