@@ -28,7 +28,7 @@ export interface ClusterConfig {
   endpoints: Array<{ address: string; port: number }>;
   /** ORIGINAL_DST: original_dst_lb_config.use_http_header (and its header name). */
   originalDstHeader?: string;
-  /** preserve_case on the cluster's HTTP/1 protocol options (formats requests, captures response case). */
+  /** preserve_case on the cluster's HTTP/1 protocol options: captures the response's names. */
   headerCase?: CaseFormatter;
 }
 
@@ -36,7 +36,7 @@ export interface GatewayConfig {
   listener: { name: string; address: string; port: number };
   /** The connection manager's request-header limits. */
   limits: { maxHeadersCount: number; maxRequestHeadersKb: number };
-  /** preserve_case on the connection manager (captures request case, formats responses). */
+  /** preserve_case on the connection manager: captures the request's names. */
   headerCase?: CaseFormatter;
   filters: FilterConfig[];
   virtualHosts: VirtualHost[];
@@ -95,7 +95,7 @@ export function interpret(doc: any): GatewayConfig {
   // Envoy's defaults: 100 headers, 60 KiB of them.
   const limits = { maxHeadersCount: hcm.common_http_protocol_options?.max_headers_count ?? 100, maxRequestHeadersKb: hcm.max_request_headers_kb ?? 60 };
   if (hcm.http_protocol_options) {
-    // Header-case preservation only changes bytes on the wire; Node already keeps client case.
+    // Only the header-key format is interpreted (preserve_case, below).
     allow(hcm.http_protocol_options, "http_protocol_options", ["header_key_format"]);
   }
   const headerCase = caseFormatter(hcm.http_protocol_options?.header_key_format, "http_protocol_options.header_key_format");

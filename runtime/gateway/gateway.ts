@@ -16,8 +16,6 @@ export interface GatewayOptions {
   root: string;
   /** Listener port override (0: any free port). */
   port?: number;
-  /** Also serve the same routes without the wasm filters, for comparison. */
-  control?: boolean;
   workers?: number;
   /** Print Envoy's log lines at this level and above. */
   logLevel?: "trace" | "debug" | "info" | "warn" | "error" | "critical";
@@ -26,7 +24,6 @@ export interface GatewayOptions {
 
 export interface Gateway {
   port: number;
-  controlPort?: number;
   envoy: Envoy;
   stop(): Promise<void>;
 }
@@ -231,20 +228,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   // One more than the limit, so that going past it is seen (Node would silently drop the rest).
   main.maxHeadersCount = cfg.limits.maxHeadersCount + 1;
   const port = await listen(main, opts.port ?? cfg.listener.port);
-  let control: Server | undefined;
-  let controlPort: number | undefined;
-  if (opts.control) {
-    control = createServer(serverOptions, handler([]));
-    control.maxHeadersCount = cfg.limits.maxHeadersCount + 1;
-    controlPort = await listen(control, 0);
-  }
   return {
-    port, controlPort, envoy,
+    port, envoy,
     async stop() {
       stopTicks();
       await new Promise<void>((r) => main.close(() => r()));
       main.closeAllConnections?.();
-      if (control) await new Promise<void>((r) => control!.close(() => r()));
     },
   };
 }
