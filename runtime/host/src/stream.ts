@@ -488,13 +488,13 @@ export class HttpStream {
     this.upstreamSeen = seen;
     const res = await (this.spec.upstream ?? defaultUpstream)(seen);
     if (res.cluster !== undefined) this.info.clusterName = res.cluster;
-    // The router connected before the codec judged the response: upstream.address stays readable
-    // after a protocol error (seen on Envoy 1.36 and 1.40).
-    this.upstreamAddress = res.address;
     if (res.reset) {
       this.resetDetails = "upstream_reset_before_response_started";
       return;
     }
+    // The router connected before the codec judged the response: upstream.address stays readable
+    // after a protocol error (seen on Envoy 1.36 and 1.40).
+    this.upstreamAddress = res.address;
     if ((res.protocol ?? "HTTP/1.1") === "HTTP/1.1" && http1ResponseCodecError(res.status, res.headers ?? []) !== null) {
       // The codec resets the upstream stream; the router answers with a local reply that
       // passes through the encoder filters (flag UPE).
