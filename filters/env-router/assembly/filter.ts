@@ -330,32 +330,37 @@ class EnvRouterStream extends FilterStream {
   private stripCarriers(view: PairsView, baggages: Array<i32>, cookies: Array<i32>): void {
     const s = this.router.settings;
     const m = this.router.metrics!;
+    // Each entry once: what stays of it, and whether any carried the tag. Baggage past the W3C
+    // limits cannot be read member by member: it is dropped whole.
     let carried = false;
-    for (let i = 0; i < baggages.length && !carried; i++) {
-      const b = baggageMember(view.value(unchecked(baggages[i])), s.baggageKey);
-      carried = b.tooLarge || b.value !== null;
+    const keptBaggage = new Array<string>();
+    for (let i = 0; i < baggages.length; i++) {
+      const v = view.value(unchecked(baggages[i]));
+      const b = baggageMember(v, s.baggageKey);
+      if (!b.tooLarge && b.value === null) { keptBaggage.push(v); continue; }
+      carried = true;
+      if (b.tooLarge) continue;
+      const rest = withoutBaggageMember(v, s.baggageKey);
+      if (rest !== null) keptBaggage.push(rest!);
     }
-    if (carried) {
-      // Baggage past the W3C limits cannot be read member by member: it is dropped whole.
-      removeHeader(MapType.RequestHeaders, "baggage");
-      for (let i = 0; i < baggages.length; i++) {
-        const v = view.value(unchecked(baggages[i]));
-        if (baggageMember(v, s.baggageKey).tooLarge) continue;
-        const rest = withoutBaggageMember(v, s.baggageKey);
-        if (rest !== null) addHeader(MapType.RequestHeaders, "baggage", rest!);
-      }
-      m.strippedCarrier.increment(1);
-    }
+    if (carried) this.replaceAll("baggage", keptBaggage);
     carried = false;
-    for (let i = 0; i < cookies.length && !carried; i++) carried = cookieValue(view.value(unchecked(cookies[i])), s.cookie) !== null;
-    if (carried) {
-      removeHeader(MapType.RequestHeaders, "cookie");
-      for (let i = 0; i < cookies.length; i++) {
-        const rest = withoutCookie(view.value(unchecked(cookies[i])), s.cookie);
-        if (rest !== null) addHeader(MapType.RequestHeaders, "cookie", rest!);
-      }
-      m.strippedCarrier.increment(1);
+    const keptCookies = new Array<string>();
+    for (let i = 0; i < cookies.length; i++) {
+      const v = view.value(unchecked(cookies[i]));
+      if (cookieValue(v, s.cookie) === null) { keptCookies.push(v); continue; }
+      carried = true;
+      const rest = withoutCookie(v, s.cookie);
+      if (rest !== null) keptCookies.push(rest!);
     }
+    if (carried) this.replaceAll("cookie", keptCookies);
+  }
+
+  /** Every entry of `name` replaced by `values` (none when empty), counted as a stripped carrier. */
+  private replaceAll(name: string, values: Array<string>): void {
+    removeHeader(MapType.RequestHeaders, name);
+    for (let i = 0; i < values.length; i++) addHeader(MapType.RequestHeaders, name, unchecked(values[i]));
+    this.router.metrics!.strippedCarrier.increment(1);
   }
 
   private sourceTrusted(s: Settings): bool {
