@@ -1,20 +1,17 @@
 // runtime/gateway/envoy.ts, the one way the suite runs real Envoy: loopback only, ready when the
 // admin endpoint says so, stopped for good, and a failed start reported with Envoy's own log.
 import { describe, expect, inject, test } from "vitest";
+import { hcmListener } from "../manifests/src/wasm.js";
 import { httpGet, startEnvoy } from "../runtime/gateway/envoy.js";
 
 const root = new URL("..", import.meta.url).pathname;
 const direct = (status: number) => ({
   static_resources: {
-    listeners: [{
-      name: "probe", address: { socket_address: { address: "127.0.0.1", port_value: 10999 } },
-      filter_chains: [{ filters: [{ name: "envoy.filters.network.http_connection_manager", typed_config: {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-        stat_prefix: "probe",
-        route_config: { name: "r", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, direct_response: { status, body: { inline_string: "probe" } } }] }] },
-        http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
-      } }] }],
-    }],
+    listeners: [hcmListener("probe", 10999, {
+      stat_prefix: "probe",
+      route_config: { name: "r", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, direct_response: { status, body: { inline_string: "probe" } } }] }] },
+      http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+    })],
   },
 });
 

@@ -113,10 +113,14 @@ export function send(base: string, req: Request): Promise<Reply> {
 
 /**
  * Writes `head` (request line and header lines, CRLF added) and a body on a raw TCP socket and
- * returns the response's status line and header lines exactly as they came (no HTTP client in
- * between to lowercase or merge them), and the rest as the body.
+ * returns the response as a Reply whose `raw` header lines are exactly as they came (no HTTP
+ * client in between to lowercase or merge them).
  */
-export function sendRaw(base: string, head: string[], body = ""): Promise<{ statusLine: string; lines: string[]; body: string }> {
+export async function sendRaw(base: string, head: string[], body = ""): Promise<Reply> {
+  return rawReply(await exchangeRaw(base, head, body));
+}
+
+function exchangeRaw(base: string, head: string[], body: string): Promise<{ statusLine: string; lines: string[]; body: string }> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
     const sock = connect(Number(u.port), u.hostname);
@@ -134,8 +138,8 @@ export function sendRaw(base: string, head: string[], body = ""): Promise<{ stat
   });
 }
 
-/** A raw exchange (sendRaw) as a Reply: header lines split at the first colon, case kept. */
-export function rawReply(raw: { statusLine: string; lines: string[]; body: string }): Reply {
+/** A raw exchange as a Reply: header lines split at the first colon, case kept; chunked bodies decoded. */
+function rawReply(raw: { statusLine: string; lines: string[]; body: string }): Reply {
   const pairs: Array<[string, string]> = raw.lines.map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]);
   const headers: Record<string, string> = {};
   for (const [k, v] of pairs) headers[k.toLowerCase()] = headers[k.toLowerCase()] === undefined ? v : `${headers[k.toLowerCase()]}, ${v}`;

@@ -8,11 +8,12 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { parse, parseAllDocuments } from "yaml";
 import { envoyFilterBootstrap } from "../manifests/lib/envoyfilter-bootstrap.js";
+import { hcmListener } from "../manifests/src/wasm.js";
 import { startEcho } from "../runtime/gateway/echo.js";
 import type { EchoInstance } from "../runtime/gateway/echo.js";
 import { startEnvoy } from "../runtime/gateway/envoy.js";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import { Front, PIN, Reply, Target, hops, rawReply, root, seen, send, sendRaw, startFront, targets } from "./harness.js";
+import { Front, PIN, Reply, Target, hops, root, seen, send, sendRaw, startFront, targets } from "./harness.js";
 import { compareRuns, view } from "./differential.js";
 
 const version = JSON.parse(readFileSync(`${root}package.json`, "utf8")).version;
@@ -218,7 +219,7 @@ const staticCluster = (name: string, port: number) => ({
  * A one-route bootstrap for the behaviour cases: the fixture filter (unless `policy` is null)
  * in front of cluster `web` (an echo on 127.0.0.1:18191), or of the clusters given.
  */
-function small(opts: { policy?: Record<string, unknown> | null; clusters?: Record<string, unknown>[]; route?: string; hcm?: Record<string, unknown> } = {}) {
+function small(opts: { policy?: Record<string, unknown> | null; clusters?: Record<string, unknown>[]; route?: string } = {}) {
   const fixture = { name: "fixture", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", config: {
     name: "fixture", root_id: "fixture", ...(opts.policy ?? {}),
     configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: "{}" },
@@ -226,16 +227,11 @@ function small(opts: { policy?: Record<string, unknown> | null; clusters?: Recor
   } } };
   return {
     static_resources: {
-      listeners: [{
-        name: "small", address: { socket_address: { address: "127.0.0.1", port_value: 10090 } },
-        filter_chains: [{ filters: [{ name: "envoy.filters.network.http_connection_manager", typed_config: {
-          "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-          stat_prefix: "small",
-          route_config: { name: "r", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: opts.route ?? "web" } }] }] },
-          http_filters: opts.policy === null ? [ROUTER] : [fixture, ROUTER],
-          ...(opts.hcm ?? {}),
-        } }] }],
-      }],
+      listeners: [hcmListener("small", 10090, {
+        stat_prefix: "small",
+        route_config: { name: "r", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: opts.route ?? "web" } }] }] },
+        http_filters: opts.policy === null ? [ROUTER] : [fixture, ROUTER],
+      })],
       clusters: opts.clusters ?? [staticCluster("web", 18191)],
     },
   };
@@ -347,8 +343,7 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
     // The shipped file fronts an app on 8080; the example upstream takes a port of the suite's range.
     doc.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = 18197;
     const f = await start(doc);
-    const raw = await sendRaw(f.url, ["GET /case HTTP/1.1", "Host: app", "X-Custom-Header: 1", "x-lower-case: 2", "SOAPAction: urn:x"]);
-    const r = rawReply(raw);
+    const r = await sendRaw(f.url, ["GET /case HTTP/1.1", "Host: app", "X-Custom-Header: 1", "x-lower-case: 2", "SOAPAction: urn:x"]);
     record("preserve_case", target, view(r, f.url, false, true));
     expect(r.status).toBe(200);
     const upstream = (r.json().headers as Array<[string, string]>).map(([k]) => k);
@@ -369,7 +364,7 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
       if (only === "cluster") delete doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_protocol_options;
       else delete doc.static_resources.clusters[0].typed_extension_protocol_options;
       const f = await start(doc);
-      const r = rawReply(await sendRaw(f.url, ["GET /case HTTP/1.1", "Host: app", "X-Custom-Header: 1"]));
+      const r = await sendRaw(f.url, ["GET /case HTTP/1.1", "Host: app", "X-Custom-Header: 1"]);
       record(`preserve_case ${only} only`, target, view(r, f.url, false, true));
       const upstream = (r.json().headers as Array<[string, string]>).map(([k]) => k);
       const client = r.raw.map(([k]) => k);
@@ -410,7 +405,7 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
 
   test("Envoy refuses more request headers than max_headers_count (431) before any filter", async () => {
     const f = await start(parse(readFileSync(`${root}manifests/envoy/podip-router.yaml`, "utf8")));
-    const r = rawReply(await sendRaw(f.url, ["GET /x HTTP/1.1", "Host: web", ...Array.from({ length: 120 }, (_, i) => `h${i}: 1`)]));
+    const r = await sendRaw(f.url, ["GET /x HTTP/1.1", "Host: web", ...Array.from({ length: 120 }, (_, i) => `h${i}: 1`)]);
     record("max_headers_count", target, view(r, f.url));
     expect(r.status).toBe(431);
   });
@@ -424,7 +419,7 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
     const f = await start(doc);
     const smuggled = ["x-envoy-original-dst-host: 127.0.0.1:18103", `x-podip-session: ${Buffer.from("127.0.0.1:18103").toString("base64")}`];
     for (const path of ["/hello", `/_pod/${PIN.replica}/hello`]) {
-      const r = rawReply(await sendRaw(f.url, [`GET ${path} HTTP/1.1`, "Host: web", ...Array.from({ length: 1100 }, (_, i) => `h${i}: 1`), ...smuggled]));
+      const r = await sendRaw(f.url, [`GET ${path} HTTP/1.1`, "Host: web", ...Array.from({ length: 1100 }, (_, i) => `h${i}: 1`), ...smuggled]);
       record(`unreadable headers ${path}`, target, view(r, f.url));
       expect(r.status).toBe(400);
       expect(r.body).toBe("podip-router: the request headers could not be read whole, so they could not be sanitised\n");
@@ -467,7 +462,7 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
         const firstSide = envoyFilterBootstrap(efs[first], { context: first === 1 ? "SIDECAR_OUTBOUND" : "GATEWAY", endpointPort: () => appPort });
         const front = await startEnvoy({ bin: target.bin, bootstrap: firstSide, cwd: root, concurrency: 1 });
         try {
-          const r = rawReply(await sendRaw(`http://127.0.0.1:${[...front.ports.values()][0]}`, ["GET /case HTTP/1.1", "Host: legacy-app", "X-Custom-Header: 1", "SOAPAction: urn:x"]));
+          const r = await sendRaw(`http://127.0.0.1:${[...front.ports.values()][0]}`, ["GET /case HTTP/1.1", "Host: legacy-app", "X-Custom-Header: 1", "SOAPAction: urn:x"]);
           expect(r.status).toBe(200);
           const upstream = (r.json().headers as Array<[string, string]>).map(([k]) => k);
           expect(upstream).toEqual(expect.arrayContaining(["Host", "X-Custom-Header", "SOAPAction"]));
