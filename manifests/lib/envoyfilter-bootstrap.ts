@@ -1,13 +1,13 @@
 // Renders an Istio EnvoyFilter's patches into a standalone Envoy bootstrap, the way istiod would
 // apply them to a proxy's config, so that real Envoy can judge the values (`envoy --mode validate`).
 // The base stands in for what Istio generates: one listener whose HTTP connection manager ends with
-// the router, a virtual host named as the patch's match asks, the STATIC clusters the patches'
-// matches name (Istio's `direction|port|subset|host` names, routed to by the one route) beside an
-// unrelated one, and the SDS cluster Istio's secrets come from. Merge follows protobuf merge (Istio's MERGE): messages
-// merge field by field, lists append, scalars replace. Only the operations the suite ships are
+// the router, the virtual hosts (and named routes) the patches' matches name, the STATIC clusters
+// they name (Istio's `direction|port|subset|host` names) beside an unrelated one, and the SDS
+// cluster Istio's secrets come from. Merge follows protobuf merge (Istio's MERGE): messages merge
+// field by field, lists append, scalars replace. Only the operations the suite ships are
 // rendered; anything else is refused by name.
-const HCM = "envoy.filters.network.http_connection_manager";
-const HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+import { HCM_NAME as HCM, HCM_TYPE } from "../src/wasm.js";
+
 const ROUTER = "envoy.filters.http.router";
 
 function mergeInto(dst: any, src: any): any {

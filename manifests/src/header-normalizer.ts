@@ -1,7 +1,7 @@
 // header-normalizer's resources: the filter on a workload's inbound sidecar and on the gateway
 // (EnvoyFilter or WasmPlugin), and the preserve_case formatter that restores header-name case on
 // HTTP/1 hops (on the connection managers and on the clusters; Envoy's own headers Proper-Case).
-import { CONTEXT, envoyFilter, envoyFilterResource, HCM_TYPE, hcmListener, PROXY_VERSION_REGEX, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { CONTEXT, envoyFilter, envoyFilterResource, HCM_NAME, HCM_TYPE, hcmListener, PROXY_VERSION_REGEX, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export const PRESERVE_CASE = {
   name: "preserve_case",
@@ -57,8 +57,6 @@ export const CASE_EXAMPLE: CaseSpec = {
   callers: { "filter-suite/preserve-header-case": "true" },
   gateway: { namespace: "istio-system", selector: { istio: "ingressgateway" }, port: 8080 },
 };
-
-const HCM_NAME = "envoy.filters.network.http_connection_manager";
 
 /**
  * preserve_case for Istio versions without ProxyConfig.proxyHeaders.preserveHttp1HeaderCase

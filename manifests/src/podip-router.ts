@@ -116,19 +116,19 @@ export function pinRoute(): Record<string, unknown> {
 }
 
 const GATEWAY_HCM_MATCH = beforeRouterMatch(CONTEXT.gateway);
+/** Envoy's strict stateful_session filter just before the gateway's router. */
+const SESSION_PATCH = { applyTo: "HTTP_FILTER", match: GATEWAY_HCM_MATCH, patch: { operation: "INSERT_BEFORE", value: statefulSessionFilter(SESSION_HEADER) } };
 
 export function sessionEnvoyFilter(spec: PodIpSpec): Record<string, unknown> {
   return envoyFilterResource(suiteMetadata("podip-router", spec.namespace, "podip-router"), spec.gatewaySelector, [
     { applyTo: "HTTP_FILTER", match: GATEWAY_HCM_MATCH, patch: { operation: "INSERT_BEFORE", value: podipFilter(spec, "/var/local/lib/wasm/podip-router.wasm") } },
-    { applyTo: "HTTP_FILTER", match: GATEWAY_HCM_MATCH, patch: { operation: "INSERT_BEFORE", value: statefulSessionFilter(SESSION_HEADER) } },
+    SESSION_PATCH,
   ]);
 }
 
 /** The strict session filter alone, for the WasmPlugin placement (the plugin brings the filter). */
 export function sessionOnlyEnvoyFilter(spec: PodIpSpec, selector: Record<string, string>): Record<string, unknown> {
-  return envoyFilterResource(suiteMetadata("podip-router-session", spec.namespace, "podip-router"), selector, [
-    { applyTo: "HTTP_FILTER", match: GATEWAY_HCM_MATCH, patch: { operation: "INSERT_BEFORE", value: statefulSessionFilter(SESSION_HEADER) } },
-  ]);
+  return envoyFilterResource(suiteMetadata("podip-router-session", spec.namespace, "podip-router"), selector, [SESSION_PATCH]);
 }
 
 /**

@@ -26,7 +26,7 @@ export interface WasmFilterSpec {
 /**
  * The sha256 of every committed WasmPlugin: not a digest, so that Istio's schema (and so the
  * Kubernetes API server) refuses to apply the file as it is. `npm run package` writes copies
- * pinned to the built image's digest (dist/oci/<filter>/wasmplugin.yaml).
+ * pinned to the built image's digest (dist/oci/<filter>.wasmplugin.yaml).
  */
 export const UNPINNED_DIGEST = "unpinned-run-npm-run-package-for-the-digest";
 
@@ -35,6 +35,9 @@ export function suiteMetadata(name: string, namespace: string, filter: string): 
   return { name, namespace, labels: { "app.kubernetes.io/part-of": "envoy-wasm-filter-suite", "filter-suite/filter": filter } };
 }
 
+/** The HTTP connection manager's network filter name. */
+export const HCM_NAME = "envoy.filters.network.http_connection_manager";
+
 export const HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
 /** A plain-HTTP listener on 127.0.0.1 whose one network filter is the HTTP connection manager `hcm` (its fields after "@type"). */
@@ -42,7 +45,7 @@ export function hcmListener(name: string, port: number, hcm: Record<string, unkn
   return {
     name,
     address: { socket_address: { address: "127.0.0.1", port_value: port } },
-    filter_chains: [{ filters: [{ name: "envoy.filters.network.http_connection_manager", typed_config: { "@type": HCM_TYPE, ...hcm } }] }],
+    filter_chains: [{ filters: [{ name: HCM_NAME, typed_config: { "@type": HCM_TYPE, ...hcm } }] }],
   };
 }
 
@@ -99,7 +102,7 @@ export function beforeRouterMatch(context: string): Record<string, unknown> {
   return {
     context,
     proxy: { proxyVersion: PROXY_VERSION_REGEX },
-    listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager", subFilter: { name: "envoy.filters.http.router" } } } },
+    listener: { filterChain: { filter: { name: HCM_NAME, subFilter: { name: "envoy.filters.http.router" } } } },
   };
 }
 
@@ -148,7 +151,7 @@ export function wasmPlugin(spec: WasmPluginSpec): Record<string, unknown> {
 export function headerGuard(name: string, namespace: string, filter: string, selector: Record<string, string>, header: string): Record<string, unknown> {
   return envoyFilterResource(suiteMetadata(name, namespace, filter), selector, [{
     applyTo: "HTTP_FILTER",
-    match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX }, listener: { filterChain: { filter: { name: "envoy.filters.network.http_connection_manager" } } } },
+    match: { context: CONTEXT.gateway, proxy: { proxyVersion: PROXY_VERSION_REGEX }, listener: { filterChain: { filter: { name: HCM_NAME } } } },
     patch: {
       operation: "INSERT_FIRST",
       value: {
