@@ -47,11 +47,13 @@ function sameRelease(actual, wanted) {
   return actual === wanted.replace(/\.post\d+$/, "");
 }
 
+/** The cached binary of `version` and the version it reports, if the cache holds a working one. */
 function cachedBinary(version) {
   const link = join(cacheDir, version, "envoy");
   if (!existsSync(link)) return undefined;
   try {
-    return sameRelease(envoyVersionOf(link), version) ? link : undefined;
+    const got = envoyVersionOf(link);
+    return sameRelease(got, version) ? { bin: link, version: got } : undefined;
   } catch {
     return undefined;
   }
@@ -74,16 +76,19 @@ function platformCheck() {
   }
 }
 
+/** The path of an Envoy binary for `version` (see resolveEnvoy). */
+export function envoyBinary(version = defaultVersion(), opts = {}) {
+  return resolveEnvoy(version, opts).bin;
+}
+
 /**
- * The path of an Envoy binary for `version`. Downloads into .envoy/<version>/ on first use and
- * says so through `log`. Throws EnvoyUnavailable with the reason when none can be had.
+ * An Envoy binary for `version` and the version it reports (`--version` runs once). Downloads
+ * into .envoy/<version>/ on first use and says so through `log`. Throws EnvoyUnavailable with
+ * the reason when none can be had.
  */
-export function envoyBinary(version = defaultVersion(), { log = (line) => console.error(line) } = {}) {
+export function resolveEnvoy(version = defaultVersion(), { log = (line) => console.error(line) } = {}) {
   const fromEnv = process.env.ENVOY_BIN;
-  if (fromEnv) {
-    envoyVersionOf(fromEnv);
-    return fromEnv;
-  }
+  if (fromEnv) return { bin: fromEnv, version: envoyVersionOf(fromEnv) };
   const cached = cachedBinary(version);
   if (cached) return cached;
   platformCheck();
@@ -118,7 +123,7 @@ export function envoyBinary(version = defaultVersion(), { log = (line) => consol
     throw err;
   }
   log(`envoy: Envoy ${version} ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${relative(root, join(cacheDir, version, readlinkSync(join(cacheDir, version, "envoy"))))})`);
-  return join(cacheDir, version, "envoy");
+  return { bin: join(cacheDir, version, "envoy"), version: version.replace(/\.post\d+$/, "") };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -3,7 +3,7 @@
 // to the files that run Envoy (inject("envoys")). A version that cannot be had fails the run:
 // the Envoy targets are never skipped. E2E_TARGET=local or kind needs no Envoy.
 import type { TestProject } from "vitest/node";
-import { envoyBinary, envoyVersionOf, supportedVersions } from "../scripts/envoy.mjs";
+import { resolveEnvoy, supportedVersions } from "../scripts/envoy.mjs";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -16,19 +16,15 @@ export default function setup(project: TestProject): void {
   const need = target !== "local" && target !== "kind";
   const envoys: Array<{ version: string; bin: string }> = [];
   if (need) {
-    const seen = new Set<string>();
     for (const v of supportedVersions()) {
-      let bin: string;
+      let found: { bin: string; version: string };
       try {
-        bin = envoyBinary(v, { log: (l) => console.log(l) });
+        found = resolveEnvoy(v, { log: (l) => console.log(l) });
       } catch (err) {
         throw new Error(`Envoy ${v} is needed by the e2e suite and the validation tests and could not be had: ${(err as Error).message}\n(Set ENVOY_BIN to an Envoy binary, or run E2E_TARGET=local for the host only.)`);
       }
       // With ENVOY_BIN every requested version is that one binary: run it once, under its own version.
-      const version = envoyVersionOf(bin);
-      if (seen.has(bin)) continue;
-      seen.add(bin);
-      envoys.push({ version, bin });
+      if (!envoys.some((e) => e.bin === found.bin)) envoys.push(found);
     }
   }
   project.provide("envoys", envoys);

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { defaultVersion, envoyBinary, envoyVersionOf } from "../../scripts/envoy.mjs";
+import { defaultVersion, resolveEnvoy } from "../../scripts/envoy.mjs";
 import { interpret } from "./bootstrap.js";
 import { echoInstances, startEcho } from "./echo.js";
 import { startEnvoy } from "./envoy.js";
@@ -20,10 +20,10 @@ async function main(): Promise<void> {
   const doc = parse(readFileSync(bootstrapFile, "utf8"));
   const cfg = interpret(doc);
   let port = cfg.listener.port;
-  let bin: string | undefined;
+  let found: { bin: string; version: string } | undefined;
   if (force !== "host") {
     try {
-      bin = envoyBinary(defaultVersion(), { log: (l: string) => console.error(l) });
+      found = resolveEnvoy(defaultVersion(), { log: (l: string) => console.error(l) });
     } catch (err) {
       if (force === "envoy") {
         console.error(`--envoy: no Envoy binary: ${(err as Error).message}`);
@@ -35,10 +35,10 @@ async function main(): Promise<void> {
   const stopEcho = await startEcho(echoInstances(cfg.clusters.values()), () => port);
   let stopFront: () => Promise<void>;
   let what: string;
-  if (bin) {
-    const envoy = await startEnvoy({ bin, bootstrap: doc, cwd: root, concurrency: 2, logLevel: "warning", listenPort: cfg.listener.port });
+  if (found) {
+    const envoy = await startEnvoy({ bin: found.bin, bootstrap: doc, cwd: root, concurrency: 2, logLevel: "warning", listenPort: cfg.listener.port });
     stopFront = envoy.stop;
-    what = `real Envoy ${envoyVersionOf(bin)} (${bin}, admin ${envoy.adminUrl}, log ${envoy.logFile})`;
+    what = `real Envoy ${found.version} (${found.bin}, admin ${envoy.adminUrl}, log ${envoy.logFile})`;
   } else {
     const gw = await startGateway({ bootstrap: cfg, root, logLevel: "warn", onLog: (l) => console.error(l) });
     port = gw.port;
