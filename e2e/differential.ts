@@ -22,11 +22,24 @@ function norm(value: string, port: string): string {
     .replace(/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/g, "<uuid>");
 }
 
+/** An example upstream's answer (what it saw), or undefined for any other body. */
+function echoOf(r: Reply): any {
+  try {
+    const j = JSON.parse(r.body);
+    return j && typeof j === "object" && j.service ? j : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The headers an upstream received, without `connection` (HTTP/1 framing between proxy and app; Node's client says keep-alive). */
+function upstreamHeaders(j: any): Array<[string, string]> {
+  return (j.headers as Array<[string, string]>).filter(([k]) => k.toLowerCase() !== "connection");
+}
+
 function echoLines(j: any, port: string, prefix: string, out: string[]): void {
   out.push(`${prefix}: ${j.method} ${j.path} -> ${j.service}@${j.env}#${j.replica}`);
-  // connection is HTTP/1 framing between the proxy and the app (Node's client says keep-alive).
-  const hs = (j.headers as Array<[string, string]>).filter(([k]) => k.toLowerCase() !== "connection")
-    .map(([k, v]) => `${prefix} header: ${k.toLowerCase()}: ${norm(v, port)}`).sort();
+  const hs = upstreamHeaders(j).map(([k, v]) => `${prefix} header: ${k.toLowerCase()}: ${norm(v, port)}`).sort();
   out.push(...hs);
   if (j.body) out.push(`${prefix} body: ${j.body}`);
   if (j.next) {
@@ -38,20 +51,18 @@ function echoLines(j: any, port: string, prefix: string, out: string[]): void {
 /**
  * A result as lines; `frontUrl` is the front that answered (its port is normalised away). Unless
  * `pinned`, which replica of a cluster answered is the load balancer's choice (round robin per
- * worker, so it depends on which worker took the connection): it is not compared, nor is the
- * session header naming it.
+ * worker, so it depends on which worker took the connection): it is not compared.
  */
 export function view(r: Reply, frontUrl: string, pinned = false, caseSensitive = false): string[] {
   const lines = rawView(r, frontUrl);
   if (caseSensitive) {
     // Header names as they were on the wire, each side (for preserve_case).
     lines.push(`client names: ${r.raw.map(([k]) => k).filter((k) => !FRAMING.has(k.toLowerCase())).join(" ")}`);
-    let echo: any;
-    try { echo = JSON.parse(r.body); } catch { echo = undefined; }
-    if (echo?.headers) lines.push(`upstream names: ${(echo.headers as Array<[string, string]>).map(([k]) => k).filter((k) => k.toLowerCase() !== "connection").sort().join(" ")}`);
+    const echo = echoOf(r);
+    if (echo) lines.push(`upstream names: ${upstreamHeaders(echo).map(([k]) => k).sort().join(" ")}`);
   }
   if (pinned) return lines;
-  return lines.map((l) => l.replace(/(@[a-z-]+)#\d+/g, "$1#<lb>").replace(/^(client: x-podip-session): .*$/, "$1: <the chosen replica>"));
+  return lines.map((l) => l.replace(/(@[a-z-]+)#\d+/g, "$1#<lb>"));
 }
 
 function rawView(r: Reply, frontUrl: string): string[] {
@@ -61,9 +72,8 @@ function rawView(r: Reply, frontUrl: string): string[] {
   out.push(`client order: ${client.map(([k]) => k).join(" ")}`);
   // adaptive-ratelimit's remaining tokens and reset time depend on when the request came.
   for (const [k, v] of client) out.push(`client: ${k}: ${k === "ratelimit-remaining" || k === "ratelimit-reset" ? "<varies>" : norm(v, port)}`);
-  let echo: any;
-  try { echo = JSON.parse(r.body); } catch { echo = undefined; }
-  if (echo && typeof echo === "object" && echo.service) echoLines(echo, port, "upstream", out);
+  const echo = echoOf(r);
+  if (echo) echoLines(echo, port, "upstream", out);
   else out.push(`client body: ${JSON.stringify(r.body)}`);
   return out;
 }
