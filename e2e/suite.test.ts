@@ -165,8 +165,7 @@ for (const target of TARGETS) {
     for (const c of CASES) {
       test(c.id, async () => {
         const r = await c.run(front!.url, front!);
-        if (!results.has(c.id)) results.set(c.id, new Map());
-        results.get(c.id)!.set(target.name, view(r, front!.url, c.pinned));
+        record(c.id, target, view(r, front!.url, c.pinned));
         c.check(r, front!);
       });
       if (c.control && target.kind !== "kind") {
@@ -174,9 +173,7 @@ for (const target of TARGETS) {
           c.control!(await c.run(control!.url, control!));
         });
       }
-      if (target.kind === "envoy" && LOCAL) {
-        test(`${c.id} [same result as the local target]`, () => compareRuns(c.id, results.get(c.id), LOCAL.name, target.name));
-      }
+      sameAsLocal(c.id, target);
     }
 
     test("adaptive-ratelimit: a burst gets 429s with Retry-After and RateLimit headers; later traffic is admitted again", async () => {
@@ -187,12 +184,11 @@ for (const target of TARGETS) {
       expect(Number(rejected[0].headers["retry-after"])).toBeGreaterThanOrEqual(1);
       expect(rejected[0].headers["ratelimit-limit"]).toBeDefined();
       expect(rejected[0].headers["x-ratelimit-rule"]).toBe("api");
-      if (!results.has("429")) results.set("429", new Map());
       // Which bound sheds a concurrent burst (the rate, or the in-flight guard that adds
       // "(too many requests in flight)" to the body) depends on how the 40 requests overlap: the
-      // comparison keeps the reply's shape and leaves out which bound it was, and the counts.
-      results.get("429")!.set(target.name, view(rejected[0], front!.url)
-        .filter((l) => !/^client: (ratelimit-remaining|ratelimit-reset|retry-after|content-length):/.test(l))
+      // comparison keeps the reply's shape and leaves out which bound it was, and the retry time.
+      record("429", target, view(rejected[0], front!.url)
+        .filter((l) => !/^client: (retry-after|content-length):/.test(l))
         .map((l) => l.replace(" (too many requests in flight)", "")));
       await new Promise((r) => setTimeout(r, 1500));
       expect((await send(front!.url, { path: "/api/items" })).status).toBe(200);
@@ -238,12 +234,12 @@ function small(opts: { policy?: Record<string, unknown> | null; clusters?: Recor
 }
 
 /**
- * Runs `fn` against real Envoy on `bootstrap` (one worker) with one example upstream; stops both
+ * Runs `fn` against real Envoy on `bootstrap` (one worker) with example upstreams; stops them all
  * whatever happens, and prints Envoy's log when `fn` fails.
  */
-async function withEnvoy(target: Target, bootstrap: Record<string, any>, upstream: EchoInstance, fn: (url: string) => Promise<void>): Promise<void> {
+async function withEnvoy(target: Target, bootstrap: Record<string, any>, upstreams: EchoInstance[], fn: (url: string) => Promise<void>): Promise<void> {
   if (target.kind !== "envoy") throw new Error("withEnvoy: real Envoy targets only");
-  const echo = await startEcho([upstream], () => 0);
+  const echo = await startEcho(upstreams, () => 0);
   let envoy: Awaited<ReturnType<typeof startEnvoy>> | undefined;
   try {
     envoy = await startEnvoy({ bin: target.bin, bootstrap, cwd: root, concurrency: 1 });
@@ -257,11 +253,12 @@ async function withEnvoy(target: Target, bootstrap: Record<string, any>, upstrea
   }
 }
 
-/** Records a case's view for the differential check; returns the test that compares it (Envoy targets). */
+/** Records a case's view on a target for the differential check. */
 function record(id: string, target: Target, lines: string[]): void {
   if (!results.has(id)) results.set(id, new Map());
   results.get(id)!.set(target.name, lines);
 }
+/** On an Envoy target, the test that compares case `id` with the local target's result. */
 function sameAsLocal(id: string, target: Target): void {
   if (target.kind === "envoy" && LOCAL) test(`${id} [same result as the local target]`, () => compareRuns(id, results.get(id), LOCAL.name, target.name));
 }
@@ -456,27 +453,22 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
       test(`preserve-case.envoyfilter.yaml on ${label} and the app's sidecar: names keep their case both ways, and only the app's cluster is patched`, async () => {
         const efs = parseAllDocuments(readFileSync(`${root}manifests/header-normalizer/preserve-case.envoyfilter.yaml`, "utf8")).map((d) => d.toJS() as any);
         const appSide = envoyFilterBootstrap(efs[0], { context: "SIDECAR_INBOUND", endpointPort: () => 18197 });
-        const echo = await startEcho([{ service: "legacy-app", env: "default", replica: 0, port: 18197 }], () => 0);
-        const app = await startEnvoy({ bin: target.bin, bootstrap: appSide, cwd: root, concurrency: 1 });
-        const appPort = [...app.ports.values()][0];
-        const firstSide = envoyFilterBootstrap(efs[first], { context: first === 1 ? "SIDECAR_OUTBOUND" : "GATEWAY", endpointPort: () => appPort });
-        const front = await startEnvoy({ bin: target.bin, bootstrap: firstSide, cwd: root, concurrency: 1 });
-        try {
-          const r = await sendRaw(`http://127.0.0.1:${[...front.ports.values()][0]}`, ["GET /case HTTP/1.1", "Host: legacy-app", "X-Custom-Header: 1", "SOAPAction: urn:x"]);
-          expect(r.status).toBe(200);
-          const upstream = (r.json().headers as Array<[string, string]>).map(([k]) => k);
-          expect(upstream).toEqual(expect.arrayContaining(["Host", "X-Custom-Header", "SOAPAction"]));
-          expect(r.raw.map(([k]) => k)).toEqual(expect.arrayContaining(["Content-Type", "X-Served-By"]));
-          // Every cluster but the app's keeps its own protocol options.
-          for (const doc of [appSide, firstSide]) {
-            const other = doc.static_resources.clusters.find((c: any) => c.name.startsWith("outbound|9090|"));
-            expect(other.typed_extension_protocol_options).toBeUndefined();
-          }
-        } finally {
-          await front.stop();
-          await app.stop();
-          await echo();
-        }
+        // The app's sidecar in front of the app, then the first hop in front of the app's sidecar.
+        await withEnvoy(target, appSide, [{ service: "legacy-app", env: "default", replica: 0, port: 18197 }], async (appUrl) => {
+          const firstSide = envoyFilterBootstrap(efs[first], { context: first === 1 ? "SIDECAR_OUTBOUND" : "GATEWAY", endpointPort: () => Number(new URL(appUrl).port) });
+          await withEnvoy(target, firstSide, [], async (url) => {
+            const r = await sendRaw(url, ["GET /case HTTP/1.1", "Host: legacy-app", "X-Custom-Header: 1", "SOAPAction: urn:x"]);
+            expect(r.status).toBe(200);
+            const upstream = (r.json().headers as Array<[string, string]>).map(([k]) => k);
+            expect(upstream).toEqual(expect.arrayContaining(["Host", "X-Custom-Header", "SOAPAction"]));
+            expect(r.raw.map(([k]) => k)).toEqual(expect.arrayContaining(["Content-Type", "X-Served-By"]));
+            // Every cluster but the app's keeps its own protocol options.
+            for (const doc of [appSide, firstSide]) {
+              const other = doc.static_resources.clusters.find((c: any) => c.name.startsWith("outbound|9090|"));
+              expect(other.typed_extension_protocol_options).toBeUndefined();
+            }
+          });
+        });
       });
     }
   }
@@ -489,7 +481,7 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
       const guard = docs.find((d) => d.metadata.name === "env-router-trust-guard");
       const gw = docs.find((d) => d.metadata.name === "env-router-gateway");
       const bootstrap = envoyFilterBootstrap({ metadata: { name: "gateway" }, spec: { configPatches: [...guard.spec.configPatches, ...gw.spec.configPatches] } }, { endpointPort: () => 18198 });
-      await withEnvoy(target, bootstrap, { service: "productpage", env: "default", replica: 0, port: 18198 }, async (url) => {
+      await withEnvoy(target, bootstrap, [{ service: "productpage", env: "default", replica: 0, port: 18198 }], async (url) => {
         const r = await send(url, { path: "/", headers: [
           ["Host", "productpage"], ["x-env", "feature-x"], ["x-env-trusted", "i-say-so"], ["baggage", "userId=alice,env=feature-x"], ["cookie", "theme=dark; env=feature-x"],
         ] });
@@ -507,7 +499,7 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
     test("podip-router's istio-session.yaml on real Envoy: a client's own x-ops-authenticated is never believed, and never reaches a pod", async () => {
       const docs = parseAllDocuments(readFileSync(`${root}manifests/podip-router/istio-session.yaml`, "utf8")).map((d) => d.toJS() as any);
       const bootstrap = envoyFilterBootstrap({ metadata: { name: "gateway" }, spec: { configPatches: docs.flatMap((d) => d.spec.configPatches) } }, { endpointPort: () => 18198 });
-      await withEnvoy(target, bootstrap, { service: "web", env: "default", replica: 0, port: 18198 }, async (url) => {
+      await withEnvoy(target, bootstrap, [{ service: "web", env: "default", replica: 0, port: 18198 }], async (url) => {
         const pin = await send(url, { path: "/_pod/10.8.3.17:8080/x", headers: [["x-ops-authenticated", "i-say-so"]] });
         expect(pin.status).toBe(403);
         expect(pin.body).toBe("podip-router: not allowed to pin a pod\n");
@@ -528,33 +520,31 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
         return { service, env, replica: 0, port: c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value };
       });
       const featureX = instances.find((i: any) => i.service === "reviews" && i.env === "feature-x")!;
-      const stopOthers = await startEcho(instances.filter((i: any) => i !== featureX), () => 0);
+      // The reviews@feature-x upstream is started and stopped on its own; withEnvoy runs the rest.
       let stopFeatureX: (() => Promise<void>) | undefined = await startEcho([featureX], () => 0);
-      const envoy = await startEnvoy({ bin: target.bin, bootstrap: doc, cwd: root, concurrency: 2 });
-      const url = `http://127.0.0.1:${[...envoy.ports.values()][0]}`;
-      const servedBy = async () => {
-        const r = await send(url, { path: "/", headers: [["Host", "reviews"], ["x-env", "feature-x"]] });
-        return r.status === 200 ? `${r.json().service}@${r.json().env}` : `status ${r.status}`;
-      };
-      const until = async (want: string) => {
-        const deadline = Date.now() + 10000;
-        let got = await servedBy();
-        while (got !== want && Date.now() < deadline) { await new Promise((res) => setTimeout(res, 100)); got = await servedBy(); }
-        return got;
-      };
       try {
-        expect(await servedBy()).toBe("reviews@feature-x");
-        await stopFeatureX();
-        stopFeatureX = undefined;
-        expect(await until("reviews@default")).toBe("reviews@default");
-        // Once Envoy has seen it go, every request is served (no 503 while it is away).
-        for (let i = 0; i < 10; i++) expect(await servedBy()).toBe("reviews@default");
-        stopFeatureX = await startEcho([featureX], () => 0);
-        expect(await until("reviews@feature-x")).toBe("reviews@feature-x");
+        await withEnvoy(target, doc, instances.filter((i: any) => i !== featureX), async (url) => {
+          const servedBy = async () => {
+            const r = await send(url, { path: "/", headers: [["Host", "reviews"], ["x-env", "feature-x"]] });
+            return r.status === 200 ? `${r.json().service}@${r.json().env}` : `status ${r.status}`;
+          };
+          const until = async (want: string) => {
+            const deadline = Date.now() + 10000;
+            let got = await servedBy();
+            while (got !== want && Date.now() < deadline) { await new Promise((res) => setTimeout(res, 100)); got = await servedBy(); }
+            return got;
+          };
+          expect(await servedBy()).toBe("reviews@feature-x");
+          await stopFeatureX!();
+          stopFeatureX = undefined;
+          expect(await until("reviews@default")).toBe("reviews@default");
+          // Once Envoy has seen it go, every request is served (no 503 while it is away).
+          for (let i = 0; i < 10; i++) expect(await servedBy()).toBe("reviews@default");
+          stopFeatureX = await startEcho([featureX], () => 0);
+          expect(await until("reviews@feature-x")).toBe("reviews@feature-x");
+        });
       } finally {
-        await envoy.stop();
         await stopFeatureX?.();
-        await stopOthers();
       }
     }, 40000);
   }
@@ -572,15 +562,11 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: Envoy behaviours
         extraClusters: [subset("feature-x"), subset("team-a"), subset("default")],
         endpointPort: (name) => (name === subset("default") ? 18198 : name === subset("feature-x") && up ? 18199 : name.startsWith("outbound|9080|") ? null : 18999),
       });
-      const stopDefault = await startEcho([{ service: "reviews", env: "default", replica: 0, port: 18198 }], () => 0);
-      await withEnvoy(target, bootstrap, { service: "reviews", env: "feature-x", replica: 0, port: 18199 }, async (url) => {
-        try {
-          const r = await send(url, { path: "/", headers: [["Host", `${host}:9080`], ["x-patched-route", "env-feature-x"]] });
-          expect(r.status).toBe(200);
-          expect(`${r.json().service}@${r.json().env}`).toBe(up ? "reviews@feature-x" : "reviews@default");
-        } finally {
-          await stopDefault();
-        }
+      const upstreams = [{ service: "reviews", env: "default", replica: 0, port: 18198 }, { service: "reviews", env: "feature-x", replica: 0, port: 18199 }];
+      await withEnvoy(target, bootstrap, upstreams, async (url) => {
+        const r = await send(url, { path: "/", headers: [["Host", `${host}:9080`], ["x-patched-route", "env-feature-x"]] });
+        expect(r.status).toBe(200);
+        expect(`${r.json().service}@${r.json().env}`).toBe(up ? "reviews@feature-x" : "reviews@default");
       });
     });
   }
