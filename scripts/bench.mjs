@@ -16,5 +16,7 @@ await build({
   target: "node20",
   outfile,
   logLevel: "warning",
+  // Dependencies load from node_modules at run time (some are CommonJS and cannot be bundled as ESM).
+  packages: "external",
 });
 await import(outfile);

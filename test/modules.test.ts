@@ -39,4 +39,10 @@ describe.each(wasmFiles.map((f) => [f.slice(dist.length), f]))("%s", (_name, fil
   test("keeps the name section (function names are the only crash breadcrumbs)", () => {
     expect(info.customSections).toContain("name");
   });
+
+  test("names in the name section are short: no compiler path prefix, the SDK's entry points as sdk:", () => {
+    const bytes = readFileSync(file).toString("latin1");
+    expect(bytes).toContain("sdk:exports/proxy_on_context_create");
+    for (const prefix of ["~lib/@solo-io/proxy-runtime/assembly/", "runtime/assembly/", "/assembly/"]) expect(bytes).not.toContain(prefix);
+  });
 });

@@ -21,6 +21,8 @@ export interface EnvoyOptions {
   /** Port for the listeners (0: a free port each, the default). */
   listenPort?: number;
   readyTimeoutMs?: number;
+  /** CPUs to pin Envoy to (a taskset list such as "0" or "0-1"); unpinned when absent. */
+  cpus?: string;
 }
 
 export interface EnvoyProcess {
@@ -83,13 +85,17 @@ export async function startEnvoy(opts: EnvoyOptions): Promise<EnvoyProcess> {
   const logFile = join(dir, "envoy.log");
   writeFileSync(config, stringify(loopbackBootstrap(opts.bootstrap, opts.listenPort ?? 0), { lineWidth: 0 }));
   const fd = openSync(logFile, "a");
-  const child = spawn(opts.bin, [
+  const argv = [
     "-c", config,
     "--concurrency", String(opts.concurrency ?? 4),
     "--use-dynamic-base-id", "--base-id-path", join(dir, "base-id"),
     "--admin-address-path", adminFile,
     "--log-level", opts.logLevel ?? "info",
-  ], { cwd: opts.cwd, stdio: ["ignore", fd, fd] });
+  ];
+  // taskset execs Envoy, so the child's pid is Envoy's.
+  const child = opts.cpus === undefined
+    ? spawn(opts.bin, argv, { cwd: opts.cwd, stdio: ["ignore", fd, fd] })
+    : spawn("taskset", ["-c", opts.cpus, opts.bin, ...argv], { cwd: opts.cwd, stdio: ["ignore", fd, fd] });
   closeSync(fd);
   running.add(child);
   let exitCode: number | null | undefined;

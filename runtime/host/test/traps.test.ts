@@ -14,7 +14,8 @@ describe("the trap itself", () => {
     expect(lines[0]).toBe("Proxy-Wasm plugin in-VM backtrace:");
     // The optimiser inlines the abort handler, so the top frame is the filter's own method.
     expect(lines[1]).toMatch(/^ {2}0: {2}0x[0-9a-f]+ - .*FixtureStream#onRequestHeaders$/);
-    expect(lines[2]).toMatch(/^ {2}1: {2}0x[0-9a-f]+ - .*proxy-runtime\/assembly\/exports\/proxy_on_request_headers$/);
+    // The build shortens the SDK's path prefix to "sdk:" (scripts/build.mjs, shortName).
+    expect(lines[2]).toMatch(/^ {2}1: {2}0x[0-9a-f]+ - sdk:exports\/proxy_on_request_headers$/);
     // proxy-runtime's abort handler logs the message at critical before proc_exit.
     expect(envoy.logsAt("critical")[0]).toContain("fixture trap in on_request_headers");
   });

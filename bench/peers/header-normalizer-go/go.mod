@@ -1,0 +1,3 @@
+module filtersuite.local/bench/peers/header-normalizer-go
+
+go 1.26
