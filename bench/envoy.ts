@@ -169,9 +169,11 @@ function benchCases(goPeer: string | undefined): Case[] {
       const configurationFor = (up: number) => pins
         ? { ...c.configuration, allow_loopback: true, allowed_cidrs: ["127.0.0.0/8"], allowed_ports: [up], default_port: up }
         : c.configuration;
+      // The env-router frame serves the example's namespace (bookinfo); the mix names default's.
+      const namespaced = (a: string) => filter === "env-router" ? a.replace(".default.svc.cluster.local", `.${envRouter.EXAMPLE.namespace}.svc.cluster.local`) : a;
       const mixFor = (up: number): MixRequest[] => (c.mix as MixRequest[]).map((r) => pins
         ? { ...r, path: r.path.replace("10.8.3.17:8080", `127.0.0.1:${up}`), authority: r.authority.replace("10-8-3-18.pods", "127-0-0-1.pods") }
-        : r);
+        : { ...r, authority: namespaced(r.authority) });
       const variants = (up: number): Variant[] => {
         const frame = frameOf(up);
         const v: Variant[] = [
