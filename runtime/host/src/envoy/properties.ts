@@ -1,7 +1,8 @@
 // Property lookup (reference section 2.10): the first path segment selects a CEL activation
 // name, a wasm token, or filter state; values are encoded as Envoy encodes them.
-import type { WasmVm, RootState, StreamState } from "./vm.js";
-import { encodePairs, toBytes } from "./headers.js";
+import { encodePairs, toBytes } from "../abi/pairs.js";
+import type { PluginConfig } from "./config.js";
+import type { ContextState } from "./contexts.js";
 
 const str = (s: string | undefined): Buffer | undefined => (s === undefined ? undefined : toBytes(s));
 const int64 = (n: number | bigint | undefined): Buffer | undefined => {
@@ -12,9 +13,7 @@ const int64 = (n: number | bigint | undefined): Buffer | undefined => {
 };
 const bool = (v: boolean | undefined): Buffer | undefined => (v === undefined ? undefined : Buffer.from([v ? 1 : 0]));
 
-export function resolveProperty(vm: WasmVm, ctx: RootState | StreamState | undefined, path: string[]): Buffer | undefined {
-  const cfg = vm.plugin.config;
-  const envoy = vm.envoy;
+export function resolveProperty(cfg: PluginConfig, node: { id: string; cluster: string; metadata: Record<string, string> }, ctx: ContextState | undefined, path: string[]): Buffer | undefined {
   const [head, ...rest] = path;
   switch (head) {
     case "plugin_name":
@@ -24,7 +23,7 @@ export function resolveProperty(vm: WasmVm, ctx: RootState | StreamState | undef
     case "plugin_vm_id":
       return rest.length === 0 ? str(cfg.vmId ?? "") : undefined;
   }
-  if (head === "xds" && rest[0] === "node") return nodeProperty(envoy.node, rest.slice(1));
+  if (head === "xds" && rest[0] === "node") return nodeProperty(node, rest.slice(1));
   if (!ctx || ctx.kind !== "stream") return undefined; // no stream info on a root context
   const s = ctx.stream;
   const info = s.info;

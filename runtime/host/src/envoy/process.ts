@@ -1,10 +1,10 @@
-// The emulated Envoy process: workers, a virtual clock driving ticks, the process-wide
-// shared data, queues and stats, clusters for http_call, and the log Envoy would write.
-import { LogLevelName, LOG_LEVELS } from "./abi.js";
-import { HeaderList, HeaderMap, InlineConfig, inlineSets, MapKind } from "./headers.js";
-import { Plugin, PluginConfig } from "./plugin.js";
-import { HttpStream, RequestSpec, StreamResult } from "./stream.js";
-import type { WasmVm } from "./vm.js";
+// What the emulated Envoy process provides to everything in it (plugins, VMs, streams): the
+// worker count and version, a virtual (or real) clock and timers, the log Envoy would write,
+// the process-wide shared data, queues and stats, clusters for http_call, and the accounting
+// settle() waits on. envoy.ts adds the plugins and the traffic on top.
+import { LogLevelName, LOG_LEVELS } from "../abi/abi.js";
+import type { HeaderList } from "../abi/pairs.js";
+import { HeaderMap, InlineConfig, inlineSets, MapKind } from "./headers.js";
 
 export interface EnvoyOptions {
   /** Worker threads (--concurrency). Default 2. */
@@ -98,15 +98,26 @@ export class SharedDataStore {
   }
 }
 
+/** The VM that owns a queue: told when data arrives, unless it has failed. */
+export interface QueueOwner {
+  readonly failed: boolean;
+  queueReady(token: number): void;
+}
+
+/** Where an http_call's answer goes. */
+export interface HttpCallTarget {
+  deliverHttpCallResponse(token: number, response: { headers: HeaderList; body: Buffer; trailers: HeaderList } | null): void;
+}
+
 export class SharedQueues {
-  private byName = new Map<string, { token: number; owner: WasmVm; items: Buffer[] }>();
-  private byToken = new Map<number, { token: number; owner: WasmVm; items: Buffer[] }>();
+  private byName = new Map<string, { token: number; owner: QueueOwner; items: Buffer[] }>();
+  private byToken = new Map<number, { token: number; owner: QueueOwner; items: Buffer[] }>();
   private next = 1;
 
-  constructor(private readonly envoy: Envoy) {}
+  constructor(private readonly process: Process) {}
 
   /** Re-registering keeps the token and data but moves ownership to the caller (section 2.12). */
-  register(vmId: string, name: string, owner: WasmVm): number {
+  register(vmId: string, name: string, owner: QueueOwner): number {
     const key = `${vmId}\0${name}`;
     const q = this.byName.get(key);
     if (q) {
@@ -129,7 +140,7 @@ export class SharedQueues {
     if (!q) return false;
     q.items.push(Buffer.from(data));
     const owner = q.owner;
-    this.envoy.post(() => owner.queueReady(token));
+    this.process.post(() => owner.queueReady(token));
     return true;
   }
 
@@ -235,7 +246,7 @@ class TimerQueue {
   }
 }
 
-export class Envoy {
+export class Process {
   readonly workers: number;
   readonly minor: number;
   logLevel: LogLevelName;
@@ -245,11 +256,10 @@ export class Envoy {
   readonly metrics = new Stats();
   readonly clusters = new Map<string, ClusterHandler>();
   readonly logs: LogEntry[] = [];
-  readonly plugins: Plugin[] = [];
   readonly node: { id: string; cluster: string; metadata: Record<string, string> };
   readonly bufferLimitBytes: number;
   readonly calls: CallRecord[] | undefined;
-  private clockMs: number;
+  protected clockMs: number;
   private readonly startMs: number;
   private nextConnection = 1;
   private nextWorker = 0;
@@ -271,7 +281,7 @@ export class Envoy {
 
   // ------------------------------------------------------------ clock
 
-  private readonly realTime: boolean;
+  protected readonly realTime: boolean;
 
   nowMs(): number {
     return this.realTime ? Date.now() : this.clockMs;
@@ -280,58 +290,7 @@ export class Envoy {
     return this.nowMs() - this.startMs;
   }
 
-  /** In real-time mode, fires due ticks from a timer until the returned function is called. */
-  runRealTime(periodMs = 10): () => void {
-    if (!this.realTime) throw new Error("runRealTime needs an Envoy created with clock: \"real\"");
-    const timer = setInterval(() => {
-      const now = Date.now();
-      for (const p of this.plugins) {
-        for (const vm of p.liveVms()) {
-          const r = vm.root;
-          if (r.tickPeriodMs > 0 && r.nextTickAt <= now) {
-            r.nextTickAt = now + r.tickPeriodMs;
-            vm.tick();
-          }
-        }
-      }
-    }, periodMs);
-    timer.unref?.();
-    return () => clearInterval(timer);
-  }
-
-  /**
-   * Moves the virtual clock forward, running every due event in time order: ticks (each worker
-   * VM's root has its own timer, first tick one period after it was set, re-armed after each
-   * tick), callbacks scheduled with `at`, and `sleep`ers (e.g. an upstream taking 80 ms).
-   */
-  async advance(ms: number): Promise<void> {
-    const target = this.clockMs + ms;
-    for (;;) {
-      let next: { at: number; run: () => void } | undefined;
-      for (const p of this.plugins) {
-        for (const vm of p.liveVms()) {
-          const r = vm.root;
-          if (r.tickPeriodMs > 0 && r.nextTickAt <= target && (!next || r.nextTickAt < next.at)) {
-            const at = r.nextTickAt;
-            next = { at, run: () => { r.nextTickAt = at + r.tickPeriodMs; vm.tick(); } };
-          }
-        }
-      }
-      const timer = this.timers.peek();
-      if (timer && timer.at <= target && (!next || timer.at < next.at)) {
-        this.timers.pop();
-        next = timer;
-      }
-      if (!next) break;
-      this.clockMs = Math.max(this.clockMs, next.at);
-      next.run();
-      await this.settle();
-    }
-    this.clockMs = target;
-    await this.settle();
-  }
-
-  private readonly timers = new TimerQueue();
+  protected readonly timers = new TimerQueue();
 
   /** Runs `fn` when the virtual clock reaches `atMs` (during advance). */
   at(atMs: number, fn: () => void): void {
@@ -367,7 +326,7 @@ export class Envoy {
   }
 
   /** Counts the completion of async work as activity, so settle() sees it. */
-  private track(p: Promise<unknown>): void {
+  protected track(p: Promise<unknown>): void {
     p.finally(() => { this.activity++; }).catch(() => {});
   }
 
@@ -382,27 +341,13 @@ export class Envoy {
     return this.logs.filter((l) => l.level === level).map((l) => l.message);
   }
 
-  // ------------------------------------------------------------ plugins and clusters
-
-  /** Loads a plugin: base VM, canary, one VM per worker. Throws PluginLoadError when Envoy would reject it. */
-  addPlugin(config: PluginConfig): Plugin {
-    const plugin = new Plugin(this, config);
-    this.plugins.push(plugin);
-    return plugin;
-  }
-
-  /** Replaces or removes a plugin: its worker roots get on_done / on_delete. */
-  removePlugin(plugin: Plugin): void {
-    const i = this.plugins.indexOf(plugin);
-    if (i >= 0) this.plugins.splice(i, 1);
-    for (const vm of plugin.liveVms()) vm.shutdown();
-  }
+  // ------------------------------------------------------------ clusters
 
   addCluster(name: string, handler: ClusterHandler): void {
     this.clusters.set(name, handler);
   }
 
-  dispatchHttpCall(vm: WasmVm, token: number, cluster: string, headers: HeaderMap, body: Buffer, trailers: HeaderList, timeoutMs: number): void {
+  dispatchHttpCall(target: HttpCallTarget, token: number, cluster: string, headers: HeaderMap, body: Buffer, trailers: HeaderList, timeoutMs: number): void {
     const handler = this.clusters.get(cluster)!;
     const p = (async () => {
       // The answer never arrives while the VM is running: at least one turn of the loop first.
@@ -414,12 +359,12 @@ export class Envoy {
         res = "reset";
       }
       if (res === "reset") {
-        vm.deliverHttpCallResponse(token, null);
+        target.deliverHttpCallResponse(token, null);
         return;
       }
       const hs: HeaderList = [[":status", String(res.status ?? 200)], ...(res.headers ?? [])];
       const b = typeof res.body === "string" ? Buffer.from(res.body, "utf8") : Buffer.from(res.body ?? []);
-      vm.deliverHttpCallResponse(token, { headers: hs, body: b, trailers: res.trailers ?? [] });
+      target.deliverHttpCallResponse(token, { headers: hs, body: b, trailers: res.trailers ?? [] });
     })();
     this.track(p);
   }
@@ -429,7 +374,7 @@ export class Envoy {
     return v === undefined ? undefined : Number(v);
   }
 
-  // ------------------------------------------------------------ traffic
+  // ------------------------------------------------------------ connections and workers
 
   newConnectionId(): number {
     return this.nextConnection++;
@@ -440,18 +385,5 @@ export class Envoy {
     const w = this.nextWorker;
     this.nextWorker = (this.nextWorker + 1) % this.workers;
     return w;
-  }
-
-  /** Sends one request through `spec.filters` (default: every plugin, in order) to the upstream. */
-  request(spec: RequestSpec): Promise<StreamResult> {
-    const stream = new HttpStream(this, spec);
-    const p = stream.run();
-    this.track(p);
-    return p;
-  }
-
-  /** Linear memory pages per worker VM of a plugin. */
-  memoryPages(plugin: Plugin): number[] {
-    return plugin.workerVms.map((vm) => (vm ? vm.memoryPages : 0));
   }
 }

@@ -1,19 +1,14 @@
 // One HTTP stream through a chain of wasm filters and an upstream, as Envoy's HTTP
 // connection manager drives it (reference sections 1.6, 2.7-2.9, 4, 1.9).
-import type { Envoy } from "./envoy.js";
-import { HeaderList, HeaderMap, bytesToUtf8, utf8ToBytes } from "./headers.js";
+import { type HeaderList, bytesToUtf8, utf8ToBytes } from "../abi/pairs.js";
+import type { ConnectionInfo, LocalReply, StreamInfo, StreamSide, StreamState } from "./contexts.js";
+import type { EnvoyVm } from "./envoy-vm.js";
+import { HeaderMap } from "./headers.js";
 import type { Plugin } from "./plugin.js";
-import type { StreamState, WasmVm } from "./vm.js";
+import type { Process } from "./process.js";
 
-export interface ConnectionInfo {
-  mtls?: boolean;
-  requestedServerName?: string;
-  uriSanPeerCertificate?: string;
-  uriSanLocalCertificate?: string;
-  dnsSanPeerCertificate?: string;
-  subjectPeerCertificate?: string;
-  tlsVersion?: string;
-}
+export type { ConnectionInfo };
+
 
 export interface UpstreamRequest {
   /** Filter state set through set_envoy_filter_state before the request was forwarded. */
@@ -106,19 +101,12 @@ export interface StreamResult {
   header(name: string): string | undefined;
 }
 
-interface LocalReply {
-  status: number;
-  details: string;
-  body: Buffer;
-  headers: HeaderList;
-  grpcStatus?: number;
-}
 
 type Resume = "continue" | "local" | "reset";
 type Dir = "request" | "response";
 
 export class FilterSlot {
-  vm: WasmVm | null = null;
+  vm: EnvoyVm | null = null;
   mode: "active" | "bypass" | "fail" = "active";
   ctxId = 0;
   created = false;
@@ -151,12 +139,12 @@ function toUtf8List(list: HeaderList): HeaderList {
 
 const defaultUpstream: Upstream = () => ({ status: 200, headers: [["content-type", "text/plain"]], body: "ok" });
 
-export class HttpStream {
+export class HttpStream implements StreamSide {
   readonly slots: FilterSlot[];
   readonly worker: number;
   readonly startMs: number;
   readonly filterState = new Map<string, Buffer>();
-  readonly info: { connectionId: number; protocol: string; source?: string; destination?: string; connection?: ConnectionInfo; routeName?: string; clusterName?: string };
+  readonly info: StreamInfo;
   reqHeaders: HeaderMap;
   reqTrailers: HeaderMap | null = null;
   respHeaders: HeaderMap | null = null;
@@ -173,7 +161,7 @@ export class HttpStream {
   private upstreamSeen: UpstreamRequest | null = null;
   private failedSlot: FilterSlot | null = null;
 
-  constructor(readonly envoy: Envoy, readonly spec: RequestSpec) {
+  constructor(readonly envoy: Process, plugins: Plugin[], readonly spec: RequestSpec) {
     this.worker = spec.worker ?? envoy.pickWorker();
     if (this.worker < 0 || this.worker >= envoy.workers) throw new Error(`no worker ${this.worker}`);
     this.startMs = envoy.nowMs();
@@ -195,7 +183,7 @@ export class HttpStream {
       routeName: spec.routeName,
       clusterName: spec.clusterName,
     };
-    this.slots = (spec.filters ?? envoy.plugins).map((p, i) => new FilterSlot(i, p));
+    this.slots = (spec.filters ?? plugins).map((p, i) => new FilterSlot(i, p));
   }
 
   // ------------------------------------------------------------ hostcall support
