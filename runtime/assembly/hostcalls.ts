@@ -259,7 +259,9 @@ export function takeSharedLease(key: string, holder: u64, nowMs: i64, ttlMs: i64
     const sp = text.indexOf(" ");
     const current = sp > 0 ? U64.parseInt(text.substring(0, sp)) : 0;
     const expiry = sp > 0 ? F64.parseFloat(text.substring(sp + 1)) : 0;
-    if (current != holder && expiry > <f64>nowMs) return false;
+    // Another holder's lease that has not expired stands, unless it ends later than a lease
+    // taken now could: the wall clock stepped back, and the holder may be gone.
+    if (current != holder && expiry > <f64>nowMs && expiry <= <f64>(nowMs + ttlMs)) return false;
     cas = cur.cas;
   }
   return setShared(key, String.UTF8.encode(holder.toString() + " " + (nowMs + ttlMs).toString()), cas) == Status.Ok;

@@ -11,7 +11,7 @@ import {
 import { Histogram, bucketOf } from "./histogram";
 import { PidState, bumpless, coldStart, step } from "./pid";
 import { Rule, Settings, Signal, parseSettings } from "./settings";
-import { Bucket, ControllerRecord, GuardRecord, Samples } from "./shared";
+import { Bucket, CLOCK_STEP_MS, ControllerRecord, GuardRecord, Samples } from "./shared";
 
 export const FILTER_NAME = "adaptive-ratelimit";
 export const VERSION = "0.1.0";
@@ -194,6 +194,8 @@ export class RateLimitRoot extends FilterRoot {
     if (record === null || record.identity != rule.identity()) state = coldStart(rule.pid, now);
     else if (record.paramsHash != hash) state = bumpless(rule.pid, record.state);
     else state = record.state;
+    // A wall clock that stepped back would hold the next step until it caught up: step now, over one interval.
+    if (now < state.lastStepMs - CLOCK_STEP_MS) state.lastStepMs = now - rule.pid.intervalMs;
     const due = now - state.lastStepMs >= rule.pid.intervalMs;
     // Latency is the only signal that can run early (it needs an onset and a quarter interval).
     if (!due && (rule.signal != Signal.Latency || !(state.measured >= 0 && state.measured <= rule.pid.setpoint) || now - state.lastStepMs < rule.pid.intervalMs / 4)) return;
@@ -416,11 +418,13 @@ function takeToken(rule: Rule, reserve: f64, now: f64, consumeWhenShort: bool): 
     if (cur === null) return new Take(true, 0, 0, 0); // no bucket yet: fail open
     const k = Bucket.decode(cur.value);
     if (k === null) return new Take(true, 0, 0, 0);
-    k.refill(now);
+    const restarted = k.refill(now);
     // A class may take the last token only if `reserve` of the rest stays for more critical ones.
     const need = 1 + reserve * (k.capacity - 1);
     if (k.tokens < need) {
       const retry = (need - k.tokens) / k.rate;
+      // After a clock step the restarted refill must be kept, or every reader restarts it again.
+      if (restarted) setShared(bucketKey(rule), k.encode(), cur.cas);
       if (!consumeWhenShort) {
         // Persist the refill only when it is cheap to lose: a failed CAS here changes nothing.
         return new Take(false, k.rate, k.tokens - reserve * (k.capacity - 1), retry);

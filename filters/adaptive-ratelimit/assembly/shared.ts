@@ -2,6 +2,9 @@
 import { BUCKETS } from "./histogram";
 import { PidState } from "./pid";
 
+/** A backward difference of the wall clock larger than this is a step, not a race between workers. */
+export const CLOCK_STEP_MS: f64 = 1000;
+
 /** The token bucket of a rule: refilled at `rate`/s up to rate*burst, taken with CAS. */
 export class Bucket {
   tokens: f64 = 0;
@@ -15,13 +18,24 @@ export class Bucket {
     return c < 1 ? 1 : c;
   }
 
-  refill(nowMs: f64): void {
+  /**
+   * Adds the tokens earned since lastMs. A wall clock that stepped back more than a second
+   * (NTP, an operator) restarts the refill from now instead of waiting for the clock to catch
+   * up, which would admit nothing meanwhile; smaller backward differences are workers' reads
+   * racing, and earn nothing. Returns true when it restarted (the caller should persist it).
+   */
+  refill(nowMs: f64): bool {
+    let restarted = false;
     if (nowMs > this.lastMs) {
       this.tokens += (nowMs - this.lastMs) * this.rate / 1000.0;
       this.lastMs = nowMs;
+    } else if (nowMs < this.lastMs - CLOCK_STEP_MS) {
+      this.lastMs = nowMs;
+      restarted = true;
     }
     const cap = this.capacity;
     if (this.tokens > cap) this.tokens = cap;
+    return restarted;
   }
 
   encode(): ArrayBuffer {

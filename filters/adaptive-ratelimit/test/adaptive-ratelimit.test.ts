@@ -41,6 +41,26 @@ async function offer(envoy: Envoy, perSecond: number, seconds: number, spec: { p
   return admittedPerSecond;
 }
 
+describe("the wall clock", () => {
+  test("stepping back 60 s does not freeze the bucket: every second still admits the offered 50/s under a 100/s limit", async () => {
+    const { envoy } = limiter({ rules: [fixedRule(100)] }, 2);
+    await envoy.advance(1000);
+    expect(await offer(envoy, 50, 2)).toEqual([50, 50]);
+    envoy.stepWallClock(-60_000);
+    expect(await offer(envoy, 50, 5)).toEqual([50, 50, 50, 50, 50]);
+  });
+
+  test("stepping forward 60 s does not bank a minute of tokens beyond the burst", async () => {
+    const { envoy } = limiter({ rules: [fixedRule(100, { burst_ms: 200 })] }, 1);
+    await envoy.advance(1000);
+    envoy.stepWallClock(60_000);
+    let admitted = 0;
+    for (let i = 0; i < 200; i++) if ((await envoy.request({ path: "/api/x" })).status === 200) admitted++;
+    // At most the burst (100/s x 200 ms = 20 tokens).
+    expect(admitted).toBeLessThanOrEqual(20);
+  });
+});
+
 describe("one limit for the whole Envoy", () => {
   test("8 workers, a fixed limit of 200/s: each second admits within 5% of the limit", async () => {
     const { envoy } = limiter({ rules: [fixedRule(200)] }, 8);
@@ -157,6 +177,23 @@ describe("the controller", () => {
     for (let i = 1; i < limits.length; i++) expect(limits[i]).toBeGreaterThanOrEqual(Math.floor(0.7 * limits[i - 1]));
   });
 
+  test("a backward step of the wall clock does not stop the control steps: the controller still measures and steps", async () => {
+    const { envoy } = limiter(adaptive({ max_decrease: 0.3 }), 2);
+    let latencyMs = 400;
+    for (let i = 0; i < 900; i++) {
+      envoy.at(envoy.nowMs() + (i * 1000) / 150, () => { envoy.request({ path: "/api/x", worker: i % 2, upstream: async () => { await envoy.sleep(latencyMs); return { status: 200 }; } }); });
+    }
+    await envoy.advance(2000);
+    expect(limitOf(envoy)!).toBeLessThan(100);
+    const integral = envoy.metric("adaptive_ratelimit.api.i_milli");
+    envoy.stepWallClock(-60_000);
+    latencyMs = 20;
+    await envoy.advance(3000);
+    // The service is fast again: within three intervals the controller has measured it and stepped.
+    expect(envoy.metric("adaptive_ratelimit.api.measured_milli")!).toBeLessThan(100_000);
+    expect(envoy.metric("adaptive_ratelimit.api.i_milli")).not.toBe(integral);
+  });
+
   test("low traffic (under min_samples per interval) changes nothing and rejects nothing", async () => {
     const { envoy } = limiter(adaptive(), 4);
     const admitted = await offer(envoy, 4, 5, { latencyMs: 900 });
@@ -187,6 +224,17 @@ describe("the controller", () => {
     await offer(envoy, 60, 5);
     expect(Number(envoy.sharedData.lastWriter("arl", "arl:lease"))).toBe(1 - holderWorker);
     expect(String(envoy.sharedData.get("arl", "arl:lease")!.value).split(" ")[0]).not.toBe(holderId);
+    expect(Number(envoy.sharedData.lastWriter("arl", "arl:c:api"))).toBe(1 - holderWorker);
+  });
+
+  test("after a backward step of the wall clock, a lease holder that stops ticking is replaced within the lease time, not a minute later", async () => {
+    const { envoy, plugin } = limiter(adaptive(), 2);
+    await offer(envoy, 60, 2);
+    const holderWorker = Number(envoy.sharedData.lastWriter("arl", "arl:lease"));
+    envoy.stepWallClock(-60_000);
+    plugin.workerVms[holderWorker]!.failed = true; // as after a trap: no more ticks
+    await offer(envoy, 60, 5);
+    expect(Number(envoy.sharedData.lastWriter("arl", "arl:lease"))).toBe(1 - holderWorker);
     expect(Number(envoy.sharedData.lastWriter("arl", "arl:c:api"))).toBe(1 - holderWorker);
   });
 

@@ -173,11 +173,11 @@ export class EnvoyVm extends WasmVm implements VmHost {
   }
 
   wallClockNanos(): bigint {
-    return BigInt(Math.round(this.envoy.nowMs() * 1000)) * 1000n;
+    return BigInt(Math.round(this.envoy.wallNowMs() * 1000)) * 1000n;
   }
 
   wasiClock(clock: number): bigint | undefined {
-    if (clock === 0) return BigInt(Math.round(this.envoy.nowMs() * 1e6));
+    if (clock === 0) return BigInt(Math.round(this.envoy.wallNowMs() * 1e6));
     if (clock === 1) return BigInt(Math.round(this.envoy.monotonicMs() * 1e6));
     return undefined;
   }

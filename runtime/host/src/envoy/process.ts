@@ -286,6 +286,22 @@ export class Process {
   nowMs(): number {
     return this.realTime ? Date.now() : this.clockMs;
   }
+
+  private wallStepMs = 0;
+
+  /** The wall clock modules read (proxy_get_current_time_nanoseconds, WASI realtime): stepped by stepWallClock. */
+  wallNowMs(): number {
+    return this.nowMs() + this.wallStepMs;
+  }
+
+  /**
+   * Steps the wall clock by `ms` (negative: backwards), as NTP or an operator can: what modules
+   * read as the current time moves, while timers and the monotonic clock do not (Envoy's
+   * dispatcher runs on the monotonic clock).
+   */
+  stepWallClock(ms: number): void {
+    this.wallStepMs += ms;
+  }
   monotonicMs(): number {
     return this.nowMs() - this.startMs;
   }
