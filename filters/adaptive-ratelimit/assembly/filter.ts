@@ -5,7 +5,7 @@
 import { Context, FilterHeadersStatusValues } from "@solo-io/proxy-runtime/assembly";
 import {
   FilterRoot, FilterStream, Header, MapType, Metric, PairsView, Status, SharedUpdate,
-  getHeadersRaw, getHeader, setHeader, getShared, setShared, casUpdate, nextSharedId, takeSharedLease, sendLocalResponse, setTickPeriod,
+  getHeadersRaw, getHeader, getPropertyString, setHeader, getShared, setShared, casUpdate, nextSharedId, takeSharedLease, sendLocalResponse, setTickPeriod,
   nowNanos, counter, gauge, logInfo, logWarn,
 } from "../../../runtime/assembly/index";
 import { Histogram, bucketOf } from "./histogram";
@@ -533,7 +533,12 @@ class RateLimitStream extends FilterStream {
       const status = getHeader(MapType.ResponseHeaders, ":status");
       const code = status === null ? 0 : I32.parseInt(status);
       if (latency >= 0 && latency < 3600000) {
-        rt.samples.counts[bucketOf(latency)]++;
+        // Envoy's own 5xx replies (the router's answer to an upstream reset, timeout, overflow or
+        // protocol error; another filter's local reply) are errors, not the service's latency: a
+        // fast 503 would pull the percentile down exactly when the service is failing. Only a
+        // 5xx costs the extra hostcall; without the property the sample is kept.
+        const details = code >= 500 ? getPropertyString(["response", "code_details"]) : null;
+        if (details === null || details == "via_upstream") rt.samples.counts[bucketOf(latency)]++;
         rt.samples.completed++;
         if (code >= 500) rt.samples.errors++;
         rt.dirty = true;

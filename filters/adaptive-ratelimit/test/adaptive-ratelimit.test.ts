@@ -194,6 +194,31 @@ describe("the controller", () => {
     expect(envoy.metric("adaptive_ratelimit.api.i_milli")).not.toBe(integral);
   });
 
+  test("Envoy's own fast 5xx replies are not latency samples: an upstream answering in 400 ms is seen as 400 ms", async () => {
+    // p50 with a 100 ms setpoint. 70% of the requests end in the router's 502 (the upstream's
+    // response broke the HTTP/1 codec: a local reply, at once); the rest are answered in 400 ms.
+    const { envoy } = limiter({
+      tick_ms: 100,
+      rules: [{ name: "api", match: { path_prefix: "/api" }, controller: { signal: "latency", percentile: 50, setpoint_ms: 100, min_rate: 10, max_rate: 1000, initial_rate: 100, interval_ms: 1000, min_samples: 10 } }],
+    }, 2);
+    for (let i = 0; i < 600; i++) {
+      const broken = i % 10 < 7;
+      envoy.at(envoy.nowMs() + (i * 1000) / 150, () => {
+        envoy.request({
+          path: "/api/x", worker: i % 2,
+          upstream: async () => {
+            if (broken) return { status: 200, headers: [["transfer-encoding", "chunked"], ["transfer-encoding", "chunked"]] };
+            await envoy.sleep(400);
+            return { status: 200 };
+          },
+        });
+      });
+    }
+    await envoy.advance(4000);
+    expect(envoy.metric("adaptive_ratelimit.api.measured_milli")!).toBeGreaterThanOrEqual(300_000);
+    expect(limitOf(envoy)!).toBeLessThan(100);
+  });
+
   test("low traffic (under min_samples per interval) changes nothing and rejects nothing", async () => {
     const { envoy } = limiter(adaptive(), 4);
     const admitted = await offer(envoy, 4, 5, { latencyMs: 900 });
