@@ -88,10 +88,41 @@ class RuleRuntime {
   lastArrivals: Map<string, u64> = new Map<string, u64>();
   arrivalTrend: Map<string, f64> = new Map<string, f64>();
   seen: Map<string, Samples> = new Map<string, Samples>();
+  /** This worker's share of the rule's arrivals it rejected, smoothed over ticks (for Retry-After). */
+  rejectShare: f64 = 0;
+  private tickArrivals: u64 = 0;
+  private tickRejected: u64 = 0;
   metrics: RuleMetrics;
   constructor(public rule: Rule, s: Settings) {
     this.metrics = new RuleMetrics(rule, s);
   }
+
+  /** Once per tick: folds the arrivals and rejections since the last tick into rejectShare. */
+  updateRejectShare(): void {
+    const arrivals = this.samples.arrivals - this.tickArrivals;
+    const rejected = this.samples.rejected - this.tickRejected;
+    this.tickArrivals = this.samples.arrivals;
+    this.tickRejected = this.samples.rejected;
+    const share = arrivals > 0 ? <f64>rejected / <f64>arrivals : 0;
+    this.rejectShare = 0.5 * this.rejectShare + 0.5 * share;
+  }
+}
+
+/** Retry-After never says more than this. */
+const MAX_RETRY_AFTER_S: f64 = 60;
+
+/**
+ * Seconds a rejected client should wait: when a share s of the arrivals is being shed, the
+ * rejected ones would need s / (1 - s) seconds of the whole limit if they all came back at
+ * once, so telling every one "1 s" brings them back into the same overload. At least the
+ * bucket's own wait for a token, at least 1 s, at most MAX_RETRY_AFTER_S.
+ */
+function retryAfterS(rt: RuleRuntime, bucketWaitS: f64): i64 {
+  const s = rt.rejectShare;
+  let wait = s >= 0.99 ? MAX_RETRY_AFTER_S : s / (1 - s);
+  if (bucketWaitS > wait) wait = bucketWaitS;
+  if (wait > MAX_RETRY_AFTER_S) wait = MAX_RETRY_AFTER_S;
+  return wait < 1 ? 1 : <i64>Math.ceil(wait);
 }
 
 export class RateLimitRoot extends FilterRoot {
@@ -142,6 +173,7 @@ export class RateLimitRoot extends FilterRoot {
     this.ticks++;
     for (let i = 0; i < this.runtimes.length; i++) {
       const rt = this.runtimes[i];
+      rt.updateRejectShare();
       if (rt.dirty) {
         rt.samples.inflight = rt.inflight > 0 ? <u64>rt.inflight : 0;
         setShared(sampleKey(rt.rule, this.workerKey), rt.samples.encode(), 0);
@@ -512,7 +544,7 @@ class RateLimitStream extends FilterStream {
       this.startMs = now;
       return FilterHeadersStatusValues.Continue;
     }
-    const retry = take.retryS < 1 ? 1 : <i64>Math.ceil(take.retryS);
+    const retry = retryAfterS(rt, take.retryS);
     const h = new Array<Header>();
     h.push(new Header("retry-after", retry.toString()));
     h.push(new Header("ratelimit-limit", (<i64>Math.round(take.rate)).toString()));

@@ -116,6 +116,28 @@ describe("rejections", () => {
     expect(envoy.metric("adaptive_ratelimit.api.rejected.normal")).toBeGreaterThan(0);
   });
 
+  test("Retry-After grows with how much is being shed: 1 s at a 10% overload, several seconds at 10x", async () => {
+    async function lastRetryAfter(perSecond: number): Promise<number> {
+      const { envoy } = limiter({ tick_ms: 100, rules: [fixedRule(50)] }, 2);
+      let last = 0;
+      const pending: Promise<unknown>[] = [];
+      for (let i = 0; i < perSecond * 3; i++) {
+        envoy.at(envoy.nowMs() + (i * 1000) / perSecond, () => {
+          pending.push(envoy.request({ path: "/api/x", worker: i % 2 }).then((r) => { if (r.status === 429) last = Number(r.header("retry-after")); }));
+        });
+      }
+      await envoy.advance(3001);
+      await Promise.all(pending);
+      return last;
+    }
+    const mild = await lastRetryAfter(55);
+    const heavy = await lastRetryAfter(500);
+    expect(mild).toBe(1);
+    // 90% shed: the rejected would need about nine seconds of the whole limit if they all came back at once.
+    expect(heavy).toBeGreaterThanOrEqual(5);
+    expect(heavy).toBeLessThanOrEqual(60);
+  });
+
   test("the status is configurable; unmatched paths are never limited", async () => {
     const { envoy } = limiter({ reject_status: 503, rules: [fixedRule(1, { burst_ms: 1000 })] });
     const codes = [];
