@@ -24,10 +24,16 @@ function nowMs(): f64 {
   return <f64>nowNanos() / 1e6;
 }
 
-/** Adds or refreshes this worker in the registry: "id@lastSeenMs,..." (stale ones dropped). */
+/**
+ * Adds or refreshes this worker in the registry: "id@lastSeenMs,..." (stale ones dropped).
+ * `dropped` lists the workers the last apply dropped: once the write succeeds, the caller
+ * empties their sample slots (a VM gone with a reload or a restart leaves none behind).
+ */
 class Register extends SharedUpdate {
+  dropped: Array<string> = new Array<string>();
   constructor(public id: u64, public now: f64, public staleMs: f64) { super(); }
   apply(current: ArrayBuffer | null): ArrayBuffer | null {
+    this.dropped = new Array<string>();
     const entries = current === null ? new Array<string>() : String.UTF8.decode(current).split(",");
     let out = this.id.toString() + "@" + (<i64>this.now).toString();
     for (let i = 0; i < entries.length; i++) {
@@ -35,7 +41,10 @@ class Register extends SharedUpdate {
       const at = e.indexOf("@");
       if (at <= 0) continue;
       if (e.substring(0, at) == this.id.toString()) continue;
-      if (this.now - <f64>I64.parseInt(e.substring(at + 1)) > this.staleMs) continue;
+      if (this.now - <f64>I64.parseInt(e.substring(at + 1)) > this.staleMs) {
+        this.dropped.push(e.substring(0, at));
+        continue;
+      }
       out += "," + e;
     }
     return String.UTF8.encode(out);
@@ -182,7 +191,15 @@ export class RateLimitRoot extends FilterRoot {
     }
     let minInterval: f64 = 600000;
     for (let i = 0; i < s.rules.length; i++) if (s.rules[i].pid.intervalMs < minInterval) minInterval = s.rules[i].pid.intervalMs;
-    if (this.ticks % 10 == 1) casUpdate("arl:workers", new Register(this.workerId, now, 10 * minInterval + 10 * <f64>s.tickMs));
+    if (this.ticks % 10 == 1) {
+      const register = new Register(this.workerId, now, 10 * minInterval + 10 * <f64>s.tickMs);
+      if (casUpdate("arl:workers", register) == Status.Ok) {
+        // Shared data has no delete: an empty value gives the dropped workers' bytes back.
+        for (let k = 0; k < register.dropped.length; k++) {
+          for (let i = 0; i < this.runtimes.length; i++) setShared(sampleKey(this.runtimes[i].rule, register.dropped[k]), new ArrayBuffer(0), 0);
+        }
+      }
+    }
     for (let i = 0; i < this.runtimes.length; i++) {
       const rt = this.runtimes[i];
       if (rt.rule.inflightGuard <= 0) { rt.inflightPart = 0; continue; }

@@ -303,6 +303,25 @@ describe("the controller", () => {
     expect(limits).toEqual([100, 100, 100, 100, 100, 100]);
   });
 
+  test("reloads leave no dead sample slots: the shared data of ten reloads is no bigger than of one", async () => {
+    const envoy = new Envoy({ workers: 2, logLevel: "info" });
+    const sampleBytes = () => envoy.sharedData.keys("arl").filter((k) => k.startsWith("arl:s:"))
+      .reduce((n, k) => n + envoy.sharedData.get("arl", k)!.value.length, 0);
+    let plugin = envoy.addPlugin({ name: "a", rootId: "adaptive-ratelimit", vmId: "arl", wasm, configuration: JSON.stringify(adaptive()) });
+    await offer(envoy, 60, 2, { latencyMs: 10 });
+    await offer(envoy, 60, 15, { latencyMs: 10 });
+    const one = sampleBytes();
+    expect(one).toBeGreaterThan(0);
+    for (let i = 0; i < 10; i++) {
+      envoy.removePlugin(plugin);
+      plugin = envoy.addPlugin({ name: "a", rootId: "adaptive-ratelimit", vmId: "arl", wasm, configuration: JSON.stringify(adaptive()) });
+      await offer(envoy, 60, 2, { latencyMs: 10 });
+    }
+    // Long enough for the workers of the old configurations to leave the registry.
+    await offer(envoy, 60, 15, { latencyMs: 10 });
+    expect(sampleBytes()).toBeLessThanOrEqual(one);
+  });
+
   test("a reload with new gains keeps the current limit (bumpless)", async () => {
     const envoy = new Envoy({ workers: 1 });
     const first = envoy.addPlugin({ name: "a", rootId: "adaptive-ratelimit", vmId: "arl", wasm, configuration: JSON.stringify(adaptive({ max_step: 0.5 })) });
