@@ -41,7 +41,8 @@ async function main(): Promise<void> {
     results.push(evaluate("no limiter", s, runPolicy(s, times, none())));
     results.push(evaluate("static limit at capacity", s, await runFilter(s, times, staticConfig(capacity))));
     results.push(evaluate("AIMD", s, runPolicy(s, times, aimd(capacity))));
-    results.push(evaluate("gradient (Envoy adaptive_concurrency)", s, runPolicy(s, times, gradient())));
+    results.push(evaluate("gradient (Envoy adaptive_concurrency, its defaults: p50 samples)", s, runPolicy(s, times, gradient())));
+    results.push(evaluate("gradient, sample_aggregate_percentile 99", s, runPolicy(s, times, gradient(0.99))));
     all.push({ scenario: s.name, results });
   }
   const lines: string[] = [];

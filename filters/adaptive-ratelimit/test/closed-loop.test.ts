@@ -29,7 +29,8 @@ describe("closed loop on the simulated upstream (the README's seed)", () => {
       evaluate("none", s, runPolicy(s, times, none())),
       evaluate("static", s, await runFilter(s, times, staticConfig(CAPACITY))),
       evaluate("aimd", s, runPolicy(s, times, aimd(CAPACITY))),
-      evaluate("gradient", s, runPolicy(s, times, gradient())),
+      evaluate("gradient (Envoy defaults, p50)", s, runPolicy(s, times, gradient())),
+      evaluate("gradient, p99 samples", s, runPolicy(s, times, gradient(0.99))),
     ];
     for (const b of baselines) expect(pid.goodputPct, b.controller).toBeGreaterThan(b.goodputPct);
   }, 120_000);
