@@ -383,7 +383,14 @@ function guardStep(rt: RuleRuntime, workers: Array<string>, snaps: Array<Samples
     trends.push(trend);
     total += trend;
   }
-  for (let k = 0; k < trends.length; k++) g.shares.push(total > 0 ? trends[k] / total : 1.0 / <f64>trends.length);
+  // Each worker's part follows its share of the arrivals, but never below half an equal share:
+  // a worker seen for the first time has no trend yet, and a part of one request would shed
+  // its traffic on a healthy service (the sum over workers stays under the limit check anyway).
+  const floor = trends.length > 0 ? 0.5 / <f64>trends.length : 1.0;
+  for (let k = 0; k < trends.length; k++) {
+    const share = total > 0 ? trends[k] / total : 1.0 / <f64>trends.length;
+    g.shares.push(share < floor ? floor : share);
+  }
   g.inflight = <f64>inflight;
   setShared(guardKey(rule), g.encode(), 0);
   rt.metrics.inflight.record(inflight);

@@ -96,7 +96,9 @@ function parseController(r: ConfigReader, obj: JsonObject, path: string, rule: R
   p.intervalMs = <f64>r.int(obj, path, "interval_ms", 1000, 100, 600000);
   p.minRate = r.num(obj, path, "min_rate", 1, 0.01, 1e7);
   p.maxRate = r.num(obj, path, "max_rate", 100000, 0.01, 1e7);
-  p.initialRate = r.num(obj, path, "initial_rate", p.maxRate < 100 ? p.maxRate : 100, 0.01, 1e7);
+  // Start open: a new rule (a deploy, an Envoy restart: shared data does not survive one) admits
+  // up to max_rate and cuts only once the signal says so, from what was actually admitted.
+  p.initialRate = r.num(obj, path, "initial_rate", p.maxRate, 0.01, 1e7);
   p.maxStep = r.num(obj, path, "max_step", 0.1, 0.01, 10);
   p.maxDecrease = r.num(obj, path, "max_decrease", 0.5, 0.01, 0.9);
   p.creep = r.num(obj, path, "creep", 0.01, 0.001, 1);

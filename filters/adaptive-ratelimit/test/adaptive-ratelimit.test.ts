@@ -41,6 +41,25 @@ async function offer(envoy: Envoy, perSecond: number, seconds: number, spec: { p
   return admittedPerSecond;
 }
 
+describe("cold start (a new rule, a deploy, an Envoy restart)", () => {
+  // Nothing but the signal and the setpoint: the rates are the defaults.
+  const defaults = { tick_ms: 100, rules: [{ name: "api", match: { path_prefix: "/api" }, controller: { signal: "latency", percentile: 90, setpoint_ms: 100 } }] };
+
+  test("a healthy service at 1,200 requests/s is never shed, from the first second on", async () => {
+    const { envoy } = limiter(defaults, 4);
+    const perSecond = await offer(envoy, 1200, 8, { latencyMs: 10 });
+    expect(perSecond).toEqual(new Array(8).fill(1200));
+    expect(envoy.metric("adaptive_ratelimit.api.rejected.normal") ?? 0).toBe(0);
+  });
+
+  test("starting open still cuts on evidence: a service answering in 400 ms is limited within a few intervals", async () => {
+    const { envoy } = limiter(defaults, 2);
+    const perSecond = await offer(envoy, 300, 8, { latencyMs: 400 });
+    expect(perSecond[0]).toBe(300);
+    expect(Math.min(...perSecond.slice(4))).toBeLessThan(300);
+  });
+});
+
 describe("the wall clock", () => {
   test("stepping back 60 s does not freeze the bucket: every second still admits the offered 50/s under a 100/s limit", async () => {
     const { envoy } = limiter({ rules: [fixedRule(100)] }, 2);
