@@ -52,7 +52,8 @@ const HELPER_CPU = TWO_CPUS ? "1" : undefined;
 interface MixRequest { method: string; path: string; authority: string; headers: Array<[string, string]>; body?: string }
 type Kind = "none" | "noop" | "filter" | "lua" | "native" | "go";
 interface Variant { kind: Kind; label: string; slot: Record<string, unknown>[] }
-interface Case { filter: string; name: string; clean: boolean; frame: (upstreamPort: number) => Record<string, any>; mix: MixRequest[]; variants: Variant[] }
+/** A bench.json case against the upstream on `up`: `frame()` is a fresh copy of the filter's bootstrap. */
+interface Case { filter: string; name: string; clean: boolean; frame: () => Record<string, any>; mix: MixRequest[]; variants: Variant[] }
 
 interface Sample { rps: number; cpuUsPerRequest: number; fixedCpuUsPerRequest: number; p50Us: number; p99Us: number; non2xx: number; statuses: string }
 interface Row { filter: string; caseName: string; clean: boolean; kind: Kind; label: string; samples: Sample[]; median: Sample }
@@ -149,12 +150,12 @@ function expand(mix: MixRequest[], copies: number): MixRequest[] {
   return out;
 }
 
-function benchCases(goPeer: string | undefined): Case[] {
-  const frames: Record<string, (up: number) => Record<string, any>> = {
-    "adaptive-ratelimit": (up) => adaptive.standaloneBootstrap(0, up),
-    "env-router": (up) => envRouter.standaloneBootstrap(envRouter.EXAMPLE, 0, () => up),
-    "header-normalizer": (up) => normalizer.standaloneBootstrap(0, up),
-    "podip-router": (up) => podip.standaloneBootstrap(podip.EXAMPLE, 0, [up]),
+function benchCases(goPeer: string | undefined, up: number): Case[] {
+  const frames: Record<string, () => Record<string, any>> = {
+    "adaptive-ratelimit": () => adaptive.standaloneBootstrap(0, up),
+    "env-router": () => envRouter.standaloneBootstrap(envRouter.EXAMPLE, 0, () => up),
+    "header-normalizer": () => normalizer.standaloneBootstrap(0, up),
+    "podip-router": () => podip.standaloneBootstrap(podip.EXAMPLE, 0, [up]),
   };
   const list: Case[] = [];
   for (const filter of Object.keys(frames)) {
@@ -164,35 +165,30 @@ function benchCases(goPeer: string | undefined): Case[] {
       const pins = filter === "podip-router" && c.name === "pins";
       const clean = !["fix", "pins", "unmatched"].includes(c.name) && !c.name.startsWith("inbound");
       if (SMOKE && !clean) continue;
+      const frame = () => everyEndpointTo(frames[filter](), up);
       // The pins go to the local upstream: the loopback range and its port replace the pod range.
-      const frameOf = (up: number) => everyEndpointTo(frames[filter](up), up);
-      const configurationFor = (up: number) => pins
+      const configuration = pins
         ? { ...c.configuration, allow_loopback: true, allowed_cidrs: ["127.0.0.0/8"], allowed_ports: [up], default_port: up }
         : c.configuration;
       // The env-router frame serves the example's namespace (bookinfo); the mix names default's.
       const namespaced = (a: string) => filter === "env-router" ? a.replace(".default.svc.cluster.local", `.${envRouter.EXAMPLE.namespace}.svc.cluster.local`) : a;
-      const mixFor = (up: number): MixRequest[] => (c.mix as MixRequest[]).map((r) => pins
+      const mix = (c.mix as MixRequest[]).map((r) => pins
         ? { ...r, path: r.path.replace("10.8.3.17:8080", `127.0.0.1:${up}`), authority: r.authority.replace("10-8-3-18.pods", "127-0-0-1.pods") }
         : { ...r, authority: namespaced(r.authority) });
-      const variants = (up: number): Variant[] => {
-        const frame = frameOf(up);
-        const v: Variant[] = [
-          { kind: "none", label: "no filter", slot: [] },
-          { kind: "noop", label: "no-op module", slot: [noopFilter()] },
-          { kind: "filter", label: filter, slot: [configured(frame, filter, configurationFor(up))] },
-        ];
-        if (filter === "header-normalizer") v.push({ kind: "lua", label: "Lua", slot: [luaFilter("header-normalizer.lua")] });
-        if (filter === "podip-router") {
-          v.push({ kind: "lua", label: "Lua", slot: [luaFilter("podip-router.lua", pins ? [["\"10.8.\", 8080", `"127.0.0.", ${up}`]] : [])] });
-          if (!pins) v.push({ kind: "native", label: "header_mutation", slot: [podipHeaderMutation()] });
-        }
-        if (filter === "env-router" && c.name === "outbound") v.push({ kind: "lua", label: "Lua", slot: [luaFilter("env-router.lua")] });
-        if (filter === "adaptive-ratelimit" && c.name === "admitted") v.push({ kind: "native", label: "local_ratelimit", slot: [localRateLimit()] });
-        if (filter === "header-normalizer" && goPeer) v.push({ kind: "go", label: "Go module", slot: [goFilter(goPeer)] });
-        return v;
-      };
-      // Resolved once the upstream's port is known.
-      list.push({ filter, name: c.name, clean, frame: frameOf, mix: [], variants: [], ...{ mixFor, variantsFor: variants } } as Case & { mixFor: typeof mixFor; variantsFor: typeof variants });
+      const variants: Variant[] = [
+        { kind: "none", label: "no filter", slot: [] },
+        { kind: "noop", label: "no-op module", slot: [noopFilter()] },
+        { kind: "filter", label: filter, slot: [configured(frame(), filter, configuration)] },
+      ];
+      if (filter === "header-normalizer") variants.push({ kind: "lua", label: "Lua", slot: [luaFilter("header-normalizer.lua")] });
+      if (filter === "podip-router") {
+        variants.push({ kind: "lua", label: "Lua", slot: [luaFilter("podip-router.lua", pins ? [["\"10.8.\", 8080", `"127.0.0.", ${up}`]] : [])] });
+        if (!pins) variants.push({ kind: "native", label: "header_mutation", slot: [podipHeaderMutation()] });
+      }
+      if (filter === "env-router" && c.name === "outbound") variants.push({ kind: "lua", label: "Lua", slot: [luaFilter("env-router.lua")] });
+      if (filter === "adaptive-ratelimit" && c.name === "admitted") variants.push({ kind: "native", label: "local_ratelimit", slot: [localRateLimit()] });
+      if (filter === "header-normalizer" && goPeer) variants.push({ kind: "go", label: "Go module", slot: [goFilter(goPeer)] });
+      list.push({ filter, name: c.name, clean, frame, mix: expand(mix, 256), variants });
     }
   }
   return list;
@@ -501,7 +497,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   try {
     const up = [...upstream.ports.values()][0];
-    const cases = benchCases(goPeer).map((c: any) => ({ ...c, mix: expand(c.mixFor(up), 256), variants: c.variantsFor(up) })) as Case[];
+    const cases = benchCases(goPeer, up);
     console.log(`Envoy ${version}, ${WORKERS} worker${WORKERS > 1 ? "s" : ""} on CPU ${UNDER_TEST_CPU ?? "any"}; upstream (Envoy direct_response) and load generators on CPU ${HELPER_CPU ?? "any"}.`);
     console.log(`${ROUNDS} round(s) of ${SECONDS} s per measurement; saturation: wrk, 1 thread, ${CONNECTIONS} connections; latency: vegeta at ${RATE} req/s.\n`);
     const rows: Row[] = [];
@@ -511,7 +507,7 @@ async function main(): Promise<void> {
         // Rotate the order each round, so that no variant always runs first or last.
         const order = c.variants.map((_, i) => c.variants[(i + round) % c.variants.length]);
         for (const v of order) {
-          const bootstrap = withSlot(c.frame(up), c.filter, v.slot);
+          const bootstrap = withSlot(c.frame(), c.filter, v.slot);
           const s = await measure(tools, dir, bootstrap, c.mix);
           rows.find((r) => r.filter === c.filter && r.caseName === c.name && r.kind === v.kind)!.samples.push(s);
           console.error(`  round ${round + 1}/${ROUNDS} ${c.filter} (${c.name}) ${v.label}: ${s.rps.toFixed(0)} req/s, ${f1(s.cpuUsPerRequest)} µs CPU/req (${f1(s.fixedCpuUsPerRequest)} at ${RATE}/s), p50 ${f1(s.p50Us)} µs, p99 ${f1(s.p99Us)} µs [${s.statuses}]`);
@@ -530,16 +526,18 @@ async function main(): Promise<void> {
       for (const c of cases) if (!firstCase.has(c.filter)) firstCase.set(c.filter, c);
       const plan: Array<{ label: string; bootstrap: () => Record<string, any>; mix: MixRequest[] }> = [];
       const any = cases[0];
-      plan.push({ label: "no filter", bootstrap: () => withSlot(any.frame(up), any.filter, []), mix: any.mix });
-      plan.push({ label: "no-op module", bootstrap: () => withSlot(any.frame(up), any.filter, [noopFilter()]), mix: any.mix });
+      plan.push({ label: "no filter", bootstrap: () => withSlot(any.frame(), any.filter, []), mix: any.mix });
+      plan.push({ label: "no-op module", bootstrap: () => withSlot(any.frame(), any.filter, [noopFilter()]), mix: any.mix });
+      // Each filter, and the Go module, in its own first case's bootstrap and mix.
       for (const c of firstCase.values()) {
-        const slot = c.variants.find((v) => v.kind === "filter")!.slot;
-        plan.push({ label: c.filter, bootstrap: () => withSlot(c.frame(up), c.filter, slot), mix: c.mix });
+        for (const v of c.variants) {
+          if (v.kind !== "filter" && v.kind !== "go") continue;
+          plan.push({ label: v.kind === "go" ? "Go module (header-normalizer's clean path)" : c.filter, bootstrap: () => withSlot(c.frame(), c.filter, v.slot), mix: c.mix });
+        }
       }
-      if (goPeer) plan.push({ label: "Go module (header-normalizer's clean path)", bootstrap: () => withSlot(normalizer.standaloneBootstrap(0, up), "header-normalizer", [goFilter(goPeer)]), mix: any.mix });
       for (const w of MEMORY_WORKERS) {
         for (const p of plan) {
-          const m = await memoryOf(tools, dir, p.label, everyEndpointTo(p.bootstrap(), up), p.mix, w);
+          const m = await memoryOf(tools, dir, p.label, p.bootstrap(), p.mix, w);
           memory.push(m);
           console.error(`  memory ${p.label}, ${w} worker(s): RSS ${(m.rssBytes / 1048576).toFixed(1)} MiB, ${m.wasmVms} VMs, ${m.workersServing} worker(s) served`);
         }
