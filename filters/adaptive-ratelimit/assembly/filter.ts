@@ -128,7 +128,7 @@ const MAX_RETRY_AFTER_S: f64 = 60;
  */
 function retryAfterS(rt: RuleRuntime, bucketWaitS: f64): i64 {
   const s = rt.rejectShare;
-  let wait = s >= 0.99 ? MAX_RETRY_AFTER_S : s / (1 - s);
+  let wait = s < 1 ? s / (1 - s) : MAX_RETRY_AFTER_S;
   if (bucketWaitS > wait) wait = bucketWaitS;
   if (wait > MAX_RETRY_AFTER_S) wait = MAX_RETRY_AFTER_S;
   return wait < 1 ? 1 : <i64>Math.ceil(wait);
