@@ -15,7 +15,7 @@
 //
 // Placement on a 2-core machine: the Envoy under test runs alone on CPU 0 with one worker; the
 // upstream (another Envoy, direct_response) and the load generator share CPU 1.
-import { spawn } from "node:child_process";
+import { ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -223,10 +223,16 @@ function pinned(cpu: string | undefined, bin: string, argv: string[]): [string, 
   return cpu === undefined ? [bin, argv] : ["taskset", ["-c", cpu, bin, ...argv]];
 }
 
+/** Load generators still running: stopped if this process exits first (Envoy's own hooks stop the Envoys). */
+const generators = new Set<ChildProcess>();
+process.on("exit", () => { for (const g of generators) g.kill("SIGKILL"); });
+
 function runTool(bin: string, argv: string[], env: Record<string, string>, cpu = HELPER_CPU): Promise<string> {
   const [cmd, full] = pinned(cpu, bin, argv);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, full, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    generators.add(child);
+    child.on("exit", () => generators.delete(child));
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));
