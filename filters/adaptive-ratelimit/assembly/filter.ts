@@ -10,7 +10,7 @@ import {
 } from "../../../runtime/assembly/index";
 import { Histogram, bucketOf } from "./histogram";
 import { PidState, bumpless, coldStart, step } from "./pid";
-import { Rule, Settings, Signal, parseSettings } from "./settings";
+import { PrioritySourceKind, Rule, Settings, Signal, parseSettings } from "./settings";
 import { Bucket, CLOCK_STEP_MS, ControllerRecord, GuardRecord, Samples } from "./shared";
 
 export const FILTER_NAME = "adaptive-ratelimit";
@@ -141,7 +141,6 @@ export class RateLimitRoot extends FilterRoot {
   /** workerId as it appears in the registry and in sample-slot keys. */
   workerKey: string = "";
   ticks: u64 = 0;
-  nameBytes: ArrayBuffer = new ArrayBuffer(0);
   headerBytes: Array<ArrayBuffer> = new Array<ArrayBuffer>();
   lastDryRunLog: f64 = -1e18;
 
@@ -162,7 +161,6 @@ export class RateLimitRoot extends FilterRoot {
       runtimes.push(rt!);
     }
     this.runtimes = runtimes;
-    this.nameBytes = String.UTF8.encode(next.priorityHeader);
     this.headerBytes = new Array<ArrayBuffer>();
     for (let i = 0; i < next.rules.length; i++) this.headerBytes.push(String.UTF8.encode(next.rules[i].headerName));
     if (this.workerId == 0) {
@@ -496,6 +494,27 @@ function takeToken(rule: Rule, reserve: f64, now: f64, consumeWhenShort: bool): 
   return new Take(true, 0, 0, 0);
 }
 
+/**
+ * The request's class: the first priority source that names a known class (a header is read
+ * from the map already fetched; route metadata and filter state cost one property read each),
+ * else the default class.
+ */
+function classOf(s: Settings, view: PairsView): i32 {
+  for (let i = 0; i < s.prioritySources.length; i++) {
+    const src = s.prioritySources[i];
+    let v: string | null = null;
+    if (src.kind == PrioritySourceKind.Header) {
+      const at = view.find(src.headerBytes);
+      if (at >= 0) v = view.value(at);
+    } else {
+      v = getPropertyString(src.path);
+    }
+    if (v === null) continue;
+    for (let k = 0; k < s.classes.length; k++) if (s.classes[k].name == v) return k;
+  }
+  return s.defaultClass;
+}
+
 const PATH = String.UTF8.encode(":path");
 const METHOD = String.UTF8.encode(":method");
 
@@ -531,12 +550,7 @@ class RateLimitStream extends FilterStream {
       if (r.matches(path, method, header)) index = i;
     }
     if (index < 0) return FilterHeadersStatusValues.Continue;
-    let cls = s.defaultClass;
-    const pAt = view.find(root.nameBytes);
-    if (pAt >= 0) {
-      const v = view.value(pAt);
-      for (let k = 0; k < s.classes.length; k++) if (s.classes[k].name == v) cls = k;
-    }
+    const cls = classOf(s, view);
     const rt = root.runtimes[index];
     this.rt = rt;
     rt.samples.arrivals++;

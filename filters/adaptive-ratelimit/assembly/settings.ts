@@ -42,9 +42,29 @@ export class PriorityClass {
   constructor(public name: string, public reserve: f64) {}
 }
 
+export enum PrioritySourceKind { Header, RouteMetadata, FilterState }
+
+/** Where a request's class is read from: a request header, the route's metadata, or filter state. */
+export class PrioritySource {
+  /** The header name as bytes (header sources). */
+  headerBytes: ArrayBuffer = new ArrayBuffer(0);
+  /** The property path (route metadata and filter state sources). */
+  path: Array<string> = new Array<string>();
+  constructor(public kind: PrioritySourceKind, public name: string, public namespace: string = "") {
+    if (kind == PrioritySourceKind.Header) this.headerBytes = String.UTF8.encode(name);
+    else if (kind == PrioritySourceKind.RouteMetadata) this.path = ["xds", "route_metadata", "filter_metadata", namespace, name];
+    else this.path = ["filter_state", name];
+  }
+}
+
+/** The route metadata namespace a `route_metadata` source reads by default. */
+export const METADATA_NAMESPACE = "adaptive-ratelimit";
+
 export class Settings {
   rules: Array<Rule> = new Array<Rule>();
   classes: Array<PriorityClass> = new Array<PriorityClass>();
+  /** In order: the first source that names a known class gives the request's class. */
+  prioritySources: Array<PrioritySource> = new Array<PrioritySource>();
   priorityHeader: string = "x-priority";
   defaultClass: i32 = 0;
   rejectStatus: u32 = 429;
@@ -108,12 +128,55 @@ function parseController(r: ConfigReader, obj: JsonObject, path: string, rule: R
   if (r.ok && (p.initialRate < p.minRate || p.initialRate > p.maxRate)) r.fail(fieldPath(path, "initial_rate"), "must lie within [min_rate, max_rate]");
 }
 
+/** A filter state key or metadata namespace: 1-256 characters, no NUL (it is a property path segment). */
+function pathSegment(r: ConfigReader, path: string, v: string): void {
+  if (v.length == 0 || v.length > 256) { r.fail(path, "must be 1-256 characters"); return; }
+  if (v.indexOf("\0") >= 0) r.fail(path, "must not contain NUL");
+}
+
+/** `priority_from` (or, without it, `priority_header` alone) into s.prioritySources. */
+function parsePrioritySources(r: ConfigReader, obj: JsonObject, s: Settings): void {
+  const list = r.array(obj, "", "priority_from", 8);
+  if (list === null) {
+    s.prioritySources.push(new PrioritySource(PrioritySourceKind.Header, s.priorityHeader));
+    return;
+  }
+  if (!r.ok) return;
+  if (list.items.length == 0) { r.fail("priority_from", "must not be empty"); return; }
+  if (obj.has("priority_header")) { r.fail("priority_header", "not with priority_from (list the header there)"); return; }
+  for (let i = 0; i < list.items.length && r.ok; i++) {
+    const o = r.itemObject(list, "priority_from", i);
+    if (o === null) return;
+    const p = indexPath("priority_from", i);
+    r.allowKeys(o, p, ["header", "route_metadata", "filter_state", "namespace"]);
+    if (!r.ok) return;
+    const kinds = (o.has("header") ? 1 : 0) + (o.has("route_metadata") ? 1 : 0) + (o.has("filter_state") ? 1 : 0);
+    if (kinds != 1) { r.fail(p, "must name exactly one of header, route_metadata, filter_state"); return; }
+    if (o.has("namespace") && !o.has("route_metadata")) { r.fail(fieldPath(p, "namespace"), "only for route_metadata"); return; }
+    if (o.has("header")) {
+      const h = r.str(o, p, "header", "");
+      lowerName(r, fieldPath(p, "header"), h);
+      s.prioritySources.push(new PrioritySource(PrioritySourceKind.Header, h));
+    } else if (o.has("route_metadata")) {
+      const key = r.str(o, p, "route_metadata", "");
+      pathSegment(r, fieldPath(p, "route_metadata"), key);
+      const ns = r.str(o, p, "namespace", METADATA_NAMESPACE);
+      pathSegment(r, fieldPath(p, "namespace"), ns);
+      s.prioritySources.push(new PrioritySource(PrioritySourceKind.RouteMetadata, key, ns));
+    } else {
+      const key = r.str(o, p, "filter_state", "");
+      pathSegment(r, fieldPath(p, "filter_state"), key);
+      s.prioritySources.push(new PrioritySource(PrioritySourceKind.FilterState, key));
+    }
+  }
+}
+
 /** Decodes the configuration into `s`. Returns "" or "<field path>: <reason>". */
 export function parseSettings(text: string, s: Settings): string {
   const r = new ConfigReader();
   const obj = r.parse(text);
   if (obj === null) return r.error;
-  r.allowKeys(obj, "", ["rules", "classes", "priority_header", "default_class", "reject_status", "dry_run", "tick_ms", "quota_headers", "stamp_build"]);
+  r.allowKeys(obj, "", ["rules", "classes", "priority_header", "priority_from", "default_class", "reject_status", "dry_run", "tick_ms", "quota_headers", "stamp_build"]);
   const classes = r.array(obj, "", "classes", MAX_CLASSES);
   if (classes === null) s.classes = defaultClasses();
   else {
@@ -134,6 +197,7 @@ export function parseSettings(text: string, s: Settings): string {
   }
   s.priorityHeader = r.str(obj, "", "priority_header", "x-priority");
   lowerName(r, "priority_header", s.priorityHeader);
+  parsePrioritySources(r, obj, s);
   const defaultClass = r.str(obj, "", "default_class", "");
   s.defaultClass = -1;
   for (let i = 0; i < s.classes.length; i++) if (s.classes[i].name == defaultClass) s.defaultClass = i;

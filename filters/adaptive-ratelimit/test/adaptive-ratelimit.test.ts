@@ -196,6 +196,54 @@ describe("priority", () => {
   });
 });
 
+describe("priority from the route or an earlier filter", () => {
+  // One token a second and a 10 s bucket (10 tokens): critical needs 1 token, sheddable
+  // (reserve 0.95) 1 + 0.95 x 9 = 9.55. After three critical requests only critical fits.
+  const classes = [{ name: "critical" }, { name: "sheddable", reserve: 0.95 }];
+  const config = (extra: object) => ({ classes, default_class: "sheddable", ...extra, rules: [fixedRule(1, { burst_ms: 10000 })] });
+  const statuses = async (envoy: Envoy, n: number, spec: object) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push((await envoy.request({ path: "/api/x", ...spec })).status);
+    return out;
+  };
+
+  test("the route's metadata names the class (filter_metadata adaptive-ratelimit.priority)", async () => {
+    const { envoy } = limiter(config({ priority_from: [{ route_metadata: "priority" }] }));
+    expect(await statuses(envoy, 3, { routeMetadata: { "adaptive-ratelimit": { priority: "critical" } } })).toEqual([200, 200, 200]);
+    expect(await statuses(envoy, 1, { routeMetadata: { "adaptive-ratelimit": { priority: "sheddable" } } })).toEqual([429]);
+    expect(await statuses(envoy, 2, { routeMetadata: { "adaptive-ratelimit": { priority: "critical" } } })).toEqual([200, 200]);
+    expect(envoy.metric("adaptive_ratelimit.api.admitted.critical")).toBe(5);
+    expect(envoy.metric("adaptive_ratelimit.api.rejected.sheddable")).toBe(1);
+  });
+
+  test("route metadata under another namespace", async () => {
+    const { envoy } = limiter(config({ priority_from: [{ route_metadata: "class", namespace: "acme.traffic" }] }));
+    expect(await statuses(envoy, 4, { routeMetadata: { "acme.traffic": { class: "critical" } } })).toEqual([200, 200, 200, 200]);
+    expect(await statuses(envoy, 1, {})).toEqual([429]);
+  });
+
+  test("filter state an earlier filter set names the class", async () => {
+    const { envoy } = limiter(config({ priority_from: [{ filter_state: "acme.priority" }] }));
+    expect(await statuses(envoy, 4, { filterState: { "acme.priority": "critical" } })).toEqual([200, 200, 200, 200]);
+    expect(await statuses(envoy, 1, { filterState: { "acme.priority": "sheddable" } })).toEqual([429]);
+  });
+
+  test("the first source that names a known class wins: a route's class is not overridden by the client's header", async () => {
+    const { envoy } = limiter(config({ priority_from: [{ route_metadata: "priority" }, { header: "x-priority" }] }));
+    expect(await statuses(envoy, 3, { headers: [["x-priority", "critical"]] })).toEqual([200, 200, 200]);
+    // The route says sheddable: the client's "critical" does not lift it.
+    expect(await statuses(envoy, 1, { headers: [["x-priority", "critical"]], routeMetadata: { "adaptive-ratelimit": { priority: "sheddable" } } })).toEqual([429]);
+    // An unknown value on the route falls through to the next source.
+    expect(await statuses(envoy, 1, { headers: [["x-priority", "critical"]], routeMetadata: { "adaptive-ratelimit": { priority: "gold" } } })).toEqual([200]);
+  });
+
+  test("without priority_from the header is the only source (priority_header)", async () => {
+    const { envoy } = limiter(config({ priority_header: "x-class" }));
+    expect(await statuses(envoy, 3, { headers: [["x-class", "critical"]], routeMetadata: { "adaptive-ratelimit": { priority: "sheddable" } } })).toEqual([200, 200, 200]);
+    expect(await statuses(envoy, 1, { filterState: { "adaptive_ratelimit.priority": "critical" } })).toEqual([429]);
+  });
+});
+
 describe("the controller", () => {
   const adaptive = (extra: object = {}) => ({
     tick_ms: 100,
@@ -489,6 +537,10 @@ describe("configuration", () => {
     ["no controller", { rules: [{ name: "api" }] }, "rules[0].controller: is required"],
     ["setpoint of the wrong signal", { rules: [{ ...base, controller: { signal: "error_ratio", setpoint_ms: 5 } }] }, "rules[0].controller.setpoint_ratio: is required"],
     ["in-flight guard on an error-ratio rule", { rules: [{ ...base, controller: { signal: "error_ratio", setpoint_ratio: 0.01, inflight_guard: 0.5 } }] }, "rules[0].controller.inflight_guard: only for signal latency (the guard holds requests in flight to rate x setpoint_ms x inflight_guard)"],
+    ["priority_from with two kinds in one source", { priority_from: [{ header: "x-p", filter_state: "k" }], rules: [base] }, "priority_from[0]: must name exactly one of header, route_metadata, filter_state"],
+    ["priority_from empty", { priority_from: [], rules: [base] }, "priority_from: must not be empty"],
+    ["priority_from and priority_header", { priority_from: [{ header: "x-p" }], priority_header: "x-q", rules: [base] }, "priority_header: not with priority_from (list the header there)"],
+    ["namespace on a header source", { priority_from: [{ header: "x-p", namespace: "n" }], rules: [base] }, "priority_from[0].namespace: only for route_metadata"],
     ["in-flight guard over 1", { rules: [{ ...base, controller: { ...base.controller, inflight_guard: 2 } }] }, "rules[0].controller.inflight_guard: must be <= 1, got 2"],
   ])("%s is rejected naming the field", (_name, config, message) => {
     const envoy = new Envoy({ workers: 1 });

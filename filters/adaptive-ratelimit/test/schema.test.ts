@@ -17,4 +17,9 @@ configurationContract("adaptive-ratelimit", [
   { rules: [{ ...rule, controller: { signal: "error_ratio", setpoint_ratio: 0.01, inflight_guard: 0.5 } }] },
   { rules: [{ ...rule, controller: { signal: "error_ratio", setpoint_ms: 100 } }] },
   { rules: [{ ...rule, controller: { signal: "latency" } }] },
+  { rules: [rule], priority_from: [] },
+  { rules: [rule], priority_from: [{ header: "x-p", filter_state: "k" }] },
+  { rules: [rule], priority_from: [{ header: "x-p", namespace: "n" }] },
+  { rules: [rule], priority_from: [{ filter_state: "" }] },
+  { rules: [rule], priority_from: [{ header: "X-P" }] },
 ]);

@@ -30,6 +30,8 @@ export interface StreamInfo {
   connection?: ConnectionInfo;
   routeName?: string;
   clusterName?: string;
+  /** The route's filter_metadata: namespace -> its Struct's fields. */
+  routeMetadata?: Record<string, Record<string, string | number | boolean>>;
 }
 
 /** A filter's place in a stream's chain, as the stream identifies it to its own methods. */

@@ -95,6 +95,7 @@ export function resolveProperty(cfg: PluginConfig, node: { id: string; cluster: 
       return undefined;
     }
     case "xds": {
+      if (rest[0] === "route_metadata") return routeMetadataProperty(info.routeMetadata, rest.slice(1));
       if (rest.length !== 1) return undefined;
       switch (rest[0]) {
         case "cluster_name": return str(info.clusterName);
@@ -103,6 +104,12 @@ export function resolveProperty(cfg: PluginConfig, node: { id: string; cluster: 
       }
       return undefined;
     }
+  }
+  // filter_state.<key>: an object's string form (a wasm state's bytes); objects set through
+  // set_envoy_filter_state are kept under "envoy:<key>" here.
+  if (head === "filter_state") {
+    if (rest.length !== 1) return undefined;
+    return s.filterState.get(rest[0]) ?? s.filterState.get(`envoy:${rest[0]}`);
   }
   // Values written with proxy_set_property live in filter state as "wasm.<name>".
   if (rest.length === 0) return s.filterState.get(`wasm.${head}`);
@@ -125,5 +132,23 @@ function nodeProperty(node: { id: string; cluster: string; metadata: Record<stri
   if (rest.length === 1 && rest[0] === "cluster") return str(node.cluster);
   if (rest.length === 2 && rest[0] === "metadata") return str(node.metadata[rest[1]]);
   // The whole Node message (binary protobuf) and the metadata Struct are not emulated.
+  return undefined;
+}
+
+/**
+ * xds.route_metadata.filter_metadata.<namespace>.<field>: CEL reads a Struct as a map, so a
+ * string field is its bytes, a number a double, a bool one byte. The whole Metadata message and
+ * a whole namespace (binary protobuf, a map of Values) are not emulated.
+ */
+function routeMetadataProperty(md: Record<string, Record<string, string | number | boolean>> | undefined, rest: string[]): Buffer | undefined {
+  if (rest.length !== 3 || rest[0] !== "filter_metadata") return undefined;
+  const v = md?.[rest[1]]?.[rest[2]];
+  if (typeof v === "string") return toBytes(v);
+  if (typeof v === "boolean") return bool(v);
+  if (typeof v === "number") {
+    const b = Buffer.alloc(8);
+    b.writeDoubleLE(v);
+    return b;
+  }
   return undefined;
 }

@@ -75,6 +75,10 @@ export interface RequestSpec {
   connection?: ConnectionInfo;
   routeName?: string;
   clusterName?: string;
+  /** The route's metadata: filter_metadata namespace -> its Struct's fields (xds.route_metadata). */
+  routeMetadata?: Record<string, Record<string, string | number | boolean>>;
+  /** Filter state objects earlier filters set (key -> the object's string form), as filter_state.<key> reads them. */
+  filterState?: Record<string, string>;
 }
 
 export interface StreamResult {
@@ -182,8 +186,10 @@ export class HttpStream implements StreamSide {
       connection: spec.connection,
       routeName: spec.routeName,
       clusterName: spec.clusterName,
+      routeMetadata: spec.routeMetadata,
     };
     this.slots = (spec.filters ?? plugins).map((p, i) => new FilterSlot(i, p));
+    for (const [k, v] of Object.entries(spec.filterState ?? {})) this.filterState.set(k, Buffer.from(v, "utf8"));
   }
 
   // ------------------------------------------------------------ hostcall support
