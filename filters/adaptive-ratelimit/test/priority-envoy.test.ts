@@ -9,8 +9,8 @@ import { wasmPath } from "../../../runtime/host/test/helpers.js";
 const root = new URL("../../..", import.meta.url).pathname;
 
 // One token every 5 s and a 50 s bucket (10 tokens; a refill matters only after 20 s): critical
-// needs 1 token, sheddable
-// (reserve 0.95) 1 + 0.95 x 9 = 9.55. A few critical requests leave room for critical only.
+// needs 1 token, sheddable (reserve 0.95) 1 + 0.95 x 9 = 9.55. After a few critical requests
+// only critical fits.
 const configuration = {
   classes: [{ name: "critical" }, { name: "sheddable", reserve: 0.95 }],
   default_class: "sheddable",
