@@ -9,7 +9,7 @@ import {
   nowNanos, counter, gauge, logInfo, logWarn,
 } from "../../../runtime/assembly/index";
 import { Histogram, bucketOf } from "./histogram";
-import { PidState, bumpless, coldStart, step } from "./pid";
+import { APP_LIMITED, LOW_CONCURRENCY, PidState, bumpless, coldStart, notFromLoad, step } from "./pid";
 import { PrioritySourceKind, Rule, Settings, Signal, parseSettings } from "./settings";
 import { Bucket, CLOCK_STEP_MS, ControllerRecord, GuardRecord, Samples } from "./shared";
 
@@ -19,6 +19,14 @@ const CAS_ATTEMPTS = 16;
 const GAUGE_OFFSET: f64 = 1000000;
 /** A latency this many times the setpoint, right after a step that saw it met, steps at once. */
 const EARLY_STEP: f64 = 1.5;
+/** Intervals a rule with fewer than min_samples completions adds up before it gives up the window. */
+const MAX_WINDOW: f64 = 30;
+/**
+ * A guard tighter than the mean latency the service showed while healthy allows this many times
+ * that mean instead (the normal class then has 1.2 times it, after its reserve: room for bursts,
+ * not for a backlog).
+ */
+const GUARD_MEAN_MARGIN: f64 = 1.5;
 
 function nowMs(): f64 {
   return <f64>nowNanos() / 1e6;
@@ -97,6 +105,10 @@ class RuleRuntime {
   lastArrivals: Map<string, u64> = new Map<string, u64>();
   arrivalTrend: Map<string, f64> = new Map<string, f64>();
   seen: Map<string, Samples> = new Map<string, Samples>();
+  /** Lease holder: the warning that latency over the setpoint is not from load was logged. */
+  notFromLoadWarned: bool = false;
+  /** Lease holder: the mean latency of the last interval that met the setpoint (0: none yet). */
+  healthyMeanMs: f64 = 0;
   /** This worker's share of the rule's arrivals it rejected, smoothed over ticks (for Retry-After). */
   rejectShare: f64 = 0;
   private tickArrivals: u64 = 0;
@@ -250,6 +262,7 @@ export class RateLimitRoot extends FilterRoot {
     // Sum every worker's samples since the leader last stepped.
     const hist = new Histogram();
     let arrivals: u64 = 0, completed: u64 = 0, errors: u64 = 0, rejected: u64 = 0;
+    let baselined = false;
     for (let k = 0; k < workers.length; k++) {
       const cur = snaps[k];
       if (cur === null) continue;
@@ -257,7 +270,7 @@ export class RateLimitRoot extends FilterRoot {
       // took the lease over, or the other one is new): its counts so far are history, not this
       // interval; they only set the baseline. Before the first measurement they are this interval.
       const known = rt.seen.has(workers[k]);
-      if (!known && state.measured >= 0) continue;
+      if (!known && state.measured >= 0) { baselined = true; continue; }
       const prev: Samples | null = known ? rt.seen.get(workers[k]) : null;
       hist.addDelta(cur.counts, prev === null ? null : prev.counts);
       arrivals += delta(cur.arrivals, prev === null ? 0 : prev.arrivals);
@@ -265,6 +278,11 @@ export class RateLimitRoot extends FilterRoot {
       errors += delta(cur.errors, prev === null ? 0 : prev.errors);
       rejected += delta(cur.rejected, prev === null ? 0 : prev.rejected);
     }
+    // Too few completions for a reading: keep adding intervals (the next ticks sum over the
+    // longer window) rather than dropping them, up to MAX_WINDOW intervals; a rule with little
+    // traffic is then controlled on a slower loop instead of never. A worker seen for the first
+    // time (a takeover) is baselined by an empty step instead, which starts a fresh window.
+    if (due && !baselined && completed < <u64>rule.pid.minSamples && now - state.lastStepMs < MAX_WINDOW * rule.pid.intervalMs) return;
     const measured = rule.signal == Signal.Latency ? hist.quantile(rule.percentile) : completed == 0 ? -1 : <f64>errors / <f64>completed;
     // Early: the setpoint is already badly violated on enough samples; waiting out the interval
     // would let the backlog grow for the rest of it.
@@ -276,11 +294,22 @@ export class RateLimitRoot extends FilterRoot {
     const dtS = (now - state.lastStepMs) / 1000.0;
     const demand = dtS > 0 ? <f64>arrivals / dtS : 0;
     const goodRate = dtS > 0 && completed >= <u64>rule.pid.minSamples ? <f64>(completed - errors) / dtS : 0;
-    step(rule.pid, state, measured, <i64>completed, demand, now, goodRate, arrivals > 0 ? <f64>rejected / <f64>arrivals : 0);
+    // Requests in flight on average over the window (Little's law), from the mean latency.
+    const mean = rule.signal == Signal.Latency ? hist.mean() : -1;
+    const concurrency = mean >= 0 && dtS > 0 ? <f64>completed * mean / 1000.0 / dtS : -1;
+    step(rule.pid, state, measured, <i64>completed, demand, now, goodRate, arrivals > 0 ? <f64>rejected / <f64>arrivals : 0, concurrency);
+    if (completed >= <u64>rule.pid.minSamples && notFromLoad(rule.pid, measured, concurrency) && !rt.notFromLoadWarned) {
+      rt.notFromLoadWarned = true;
+      logWarn(FILTER_NAME + ": rule " + rule.name + ": latency " + (<i64>Math.round(measured)).toString() + " ms is over the setpoint (" + (<i64>Math.round(rule.pid.setpoint)).toString() +
+        " ms) with under " + LOW_CONCURRENCY.toString() + " request in flight on average: it is not from load, so the limit is not cut; raise controller.setpoint_ms if that latency is normal for the service");
+    }
+    // The guard's latency allowance follows the mean the service shows while clearly healthy
+    // and not held by the rate: under 80% of the setpoint (near it, part of the mean is already
+    // queueing) with demand under the rate (in an overload the mean is the backlog's).
+    if (rule.signal == Signal.Latency && completed >= <u64>rule.pid.minSamples && measured >= 0 && measured <= 0.8 * rule.pid.setpoint && mean > 0 && demand < APP_LIMITED * state.rate) rt.healthyMeanMs = mean;
     if (rule.inflightGuard > 0 && !rt.guardWarned && completed >= <u64>rule.pid.minSamples && measured >= 0 && measured <= rule.pid.setpoint) {
       // Healthy, yet the mean latency is past what the guard assumes: it would hold normal
       // traffic (the controller then raises the rate to make room, but say so once).
-      const mean = hist.mean();
       if (mean > rule.inflightGuard * rule.pid.setpoint) {
         rt.guardWarned = true;
         logWarn(FILTER_NAME + ": rule " + rule.name + ": mean latency " + (<i64>Math.round(mean)).toString() + " ms meets the setpoint but exceeds controller.inflight_guard x setpoint_ms (" +
@@ -344,11 +373,17 @@ function guardAdmits(rt: RuleRuntime, reserve: f64): bool {
 /**
  * The most requests the in-flight guard lets a latency rule have in flight at `rate` (0: no
  * guard). Little's law: with `rate` admitted per second, more than rate x W in flight means the
- * mean latency is past W, so a backlog is building; W is `inflight_guard` x the setpoint.
+ * mean latency is past W, so a backlog is building; W is `inflight_guard` x the setpoint, or
+ * GUARD_MEAN_MARGIN x the mean latency last seen while the setpoint was met when that mean is
+ * past it.
  */
-function inflightLimitOf(rule: Rule, rate: f64): f64 {
+function inflightLimitOf(rule: Rule, rate: f64, healthyMeanMs: f64): f64 {
   if (rule.inflightGuard <= 0) return 0;
-  const limit = Math.ceil(rate * rule.inflightGuard * rule.pid.setpoint / 1000.0);
+  // A service whose normal mean latency is past that allowance (a long tail under a p50 or p90
+  // setpoint, a setpoint close to the service time) would be held under its own parallelism.
+  let w = rule.inflightGuard * rule.pid.setpoint;
+  if (healthyMeanMs > w) w = GUARD_MEAN_MARGIN * healthyMeanMs;
+  const limit = Math.ceil(rate * w / 1000.0);
   return limit < 2 ? 2 : limit;
 }
 
@@ -364,7 +399,7 @@ function guardStep(rt: RuleRuntime, workers: Array<string>, snaps: Array<Samples
   if (bucket === null) return;
   const g = new GuardRecord();
   g.rate = bucket.rate;
-  g.limit = inflightLimitOf(rule, bucket.rate);
+  g.limit = inflightLimitOf(rule, bucket.rate, rt.healthyMeanMs);
   let total: f64 = 0, inflight: u64 = 0;
   const trends = new Array<f64>();
   for (let k = 0; k < workers.length; k++) {

@@ -24,6 +24,17 @@
 export const APP_LIMITED: f64 = 0.9;
 /** A rejected share of arrivals at or above this means the limit is binding, whatever the demand. */
 export const BINDING: f64 = 0.005;
+/**
+ * Fewer requests than this in flight on average (Little's law: throughput x mean latency):
+ * requests barely overlap, so a latency over the setpoint is the service's own, not queueing
+ * this limiter could remove by admitting less. Cutting then would only reject traffic.
+ */
+export const LOW_CONCURRENCY: f64 = 1;
+
+/** True when a reading over the setpoint comes with too little concurrency to be caused by load. */
+export function notFromLoad(params: PidParams, measured: f64, concurrency: f64): bool {
+  return measured > params.setpoint && concurrency >= 0 && concurrency < LOW_CONCURRENCY;
+}
 
 export class PidParams {
   kp: f64 = 0.2;
@@ -95,7 +106,7 @@ export function bumpless(params: PidParams, prev: PidState): PidState {
  * `rejectedShare` the share of arrivals the limit (or the in-flight guard) turned away.
  * Returns true when the rate changed.
  */
-export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64, goodRate: f64 = 0, rejectedShare: f64 = 0): bool {
+export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64, goodRate: f64 = 0, rejectedShare: f64 = 0, concurrency: f64 = -1): bool {
   let dt = (nowMs - s.lastStepMs) / 1000.0;
   s.lastStepMs = nowMs;
   // A clock jump (or a first step after a long pause) must not inflate the integral.
@@ -104,6 +115,12 @@ export function step(params: PidParams, s: PidState, measured: f64, samples: i64
   if (samples < params.minSamples || !(measured >= 0)) return false;
   const previous = s.measured;
   s.measured = measured;
+  // Over the setpoint without load behind it: hold (no cut, and no capacity learned from it).
+  if (notFromLoad(params, measured, concurrency)) return false;
+  // Far under the setpoint while the limit turns traffic away, at or past the learned capacity:
+  // that capacity was learned from noise (or the service got faster); forget it, so the rate
+  // climbs at max_step instead of creeping.
+  if (s.ceiling > 0 && measured <= 0.5 * params.setpoint && rejectedShare >= BINDING && s.rate >= 0.95 * s.ceiling) s.ceiling = 0;
   let e = (params.setpoint - measured) / params.setpoint;
   if (e > 1) e = 1;
   if (e < -1) e = -1;

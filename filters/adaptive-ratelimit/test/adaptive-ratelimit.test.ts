@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { Envoy, PluginLoadError, type StreamResult } from "../../../runtime/host/src/index.js";
 import { wasmPath } from "../../../runtime/host/test/helpers.js";
+import { Plant } from "../../../bench/closed-loop.js";
 
 const wasm = readFileSync(wasmPath("adaptive-ratelimit"));
 
@@ -308,11 +309,38 @@ describe("the controller", () => {
     expect(limitOf(envoy)!).toBeLessThan(100);
   });
 
-  test("low traffic (under min_samples per interval) changes nothing and rejects nothing", async () => {
+  test("low traffic over the setpoint, under one request in flight on average (the latency is the service's, not load): nothing is cut or rejected", async () => {
     const { envoy } = limiter(adaptive(), 4);
-    const admitted = await offer(envoy, 4, 5, { latencyMs: 900 });
-    expect(admitted).toEqual([4, 4, 4, 4, 4]);
+    // 4 requests/s answered in 200 ms: 0.8 in flight on average, p90 twice the setpoint.
+    const admitted = await offer(envoy, 4, 30, { latencyMs: 200 });
+    expect(admitted).toEqual(new Array(30).fill(4));
     expect(limitOf(envoy) ?? 100).toBe(100);
+    expect(envoy.logsAt("warn").filter((l) => l.includes("not from load")).length).toBe(1);
+  });
+
+  test("a rule with fewer than min_samples completions per interval is still controlled: samples add up over intervals", async () => {
+    // One server, 100 ms a request (10/s), offered 15/s: uncontrolled, the backlog grows by 5 a
+    // second. 10 completions a second never reach min_samples (20) in one interval.
+    const { envoy } = limiter({ tick_ms: 100, rules: [{ name: "api", match: { path_prefix: "/api" }, controller: { signal: "latency", percentile: 90, setpoint_ms: 400 } }] }, 2);
+    const plant = new Plant(1, 100, 3);
+    const outcomes: Array<{ at: number; latency?: number }> = [];
+    const pending: Promise<unknown>[] = [];
+    const t0 = envoy.nowMs();
+    for (let i = 0; i < 15 * 40; i++) {
+      const at = (i * 1000) / 15;
+      envoy.at(t0 + at, () => {
+        const o: { at: number; latency?: number } = { at };
+        outcomes.push(o);
+        pending.push(envoy.request({ path: "/api/x", worker: i % 2, upstream: async () => { o.latency = plant.admit(envoy.nowMs()); await envoy.sleep(o.latency); return { status: 200 }; } }));
+      });
+    }
+    await envoy.advance(40_000);
+    await envoy.advance(120_000);
+    await Promise.all(pending);
+    const last = outcomes.filter((o) => o.at >= 30_000 && o.latency !== undefined).map((o) => o.latency!).sort((a, b) => a - b);
+    // Held near the setpoint, at nearly the server's throughput (10/s over the last 10 s).
+    expect(last[Math.ceil(0.9 * last.length) - 1]).toBeLessThanOrEqual(2 * 400);
+    expect(last.length).toBeGreaterThanOrEqual(80);
   });
 
   test("requests without a response do not poison the latency signal", async () => {
@@ -512,6 +540,28 @@ describe("the in-flight guard", () => {
     // at least the limit, at most 1.5 x 10 plus one per worker for the rounding.
     expect(admitted).toBeGreaterThanOrEqual(10);
     expect(admitted).toBeLessThanOrEqual(19);
+  });
+
+  test("a healthy service whose mean latency is past inflight_guard x setpoint (a p50 setpoint, a long tail) is not shed: the guard follows the measured mean", async () => {
+    // p50 setpoint 100 ms; 60% of requests take 40 ms, 40% take 300 ms: p50 40 ms meets it, the
+    // mean is 144 ms. At 200/s that is about 29 in flight; max_rate 250 with the default guard
+    // (0.5 x 100 ms) would allow 13.
+    const config = { tick_ms: 100, rules: [{ name: "api", match: { path_prefix: "/api" }, controller: { signal: "latency", percentile: 50, setpoint_ms: 100, max_rate: 250 } }] };
+    const { envoy } = limiter(config, 2);
+    const perSecond = new Array<number>(10).fill(0);
+    const pending: Promise<unknown>[] = [];
+    const t0 = envoy.nowMs();
+    for (let i = 0; i < 2000; i++) {
+      const at = i * 5;
+      envoy.at(t0 + at, () => {
+        pending.push(envoy.request({ path: "/api/x", worker: i % 2, upstream: async () => { await envoy.sleep(i % 5 < 3 ? 40 : 300); return { status: 200 }; } })
+          .then((r) => { if (r.status === 200) perSecond[Math.floor(at / 1000)]++; }));
+      });
+    }
+    await envoy.advance(10_500);
+    await Promise.all(pending);
+    // The first interval runs on the configured guard; from the first measurement on, nothing is shed.
+    expect(perSecond.slice(2)).toEqual(new Array(8).fill(200));
   });
 
   test("a guard tighter than the service's normal latency is reported once, naming the field", async () => {

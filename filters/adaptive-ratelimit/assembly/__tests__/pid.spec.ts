@@ -116,6 +116,19 @@ describe("PID step", () => {
     expect(s.rate > 100 * (1 + p.creep)).toBe(true);
   });
 
+  it("forgets a learned capacity the service plainly exceeds: far under the setpoint while the limit binds, the full step applies", () => {
+    // A noisy reading over the setpoint at low load (300/s) set the ceiling at 300/s; the real
+    // capacity is far above. Now 1000/s are offered, a third is turned away, latency is 20 ms.
+    const p = params(), s = coldStart(p, 0);
+    p.maxRate = 5000;
+    s.rate = 1000;
+    s.integral = Math.log(1000);
+    step(p, s, 150, 300, 300, 1000, 300);
+    expect(s.ceiling).toBe(300);
+    for (let t = 2; t <= 30; t++) step(p, s, 20, 1000, 1000, <f64>t * 1000, s.rate, 0.3);
+    expect(s.rate >= 900).toBe(true);
+  });
+
   it("never cuts below a share of the measured good throughput", () => {
     const p = params(), s = coldStart(p, 0);
     step(p, s, 1000, 100, 100, 1000, 90); // ten times the setpoint: share clamps at 0.5
