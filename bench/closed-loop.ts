@@ -32,12 +32,35 @@ export function rng(seed: number): () => number {
   };
 }
 
+/**
+ * How a request's service time is drawn around the mean `serviceMs`: "jitter" uniform in
+ * [0.8, 1.2] x mean, "exponential", or "heavy" (lognormal, sigma 1: p99 about 6 x the mean).
+ */
+export type ServiceDist = "jitter" | "exponential" | "heavy";
+
+/** The service time's q-quantile as a multiple of its mean (what a request takes on an idle server). */
+export function serviceQuantile(dist: ServiceDist, q: number): number {
+  if (dist === "jitter") return 0.8 + 0.4 * q;
+  if (dist === "exponential") return -Math.log(1 - q);
+  // Lognormal with sigma 1 and mean 1: mu = -0.5; the normal quantile by Acklam's rational fit is
+  // more than this needs, so a table of the three percentiles the family uses.
+  const z = q === 0.5 ? 0 : q === 0.9 ? 1.2816 : q === 0.99 ? 2.3263 : NaN;
+  return Math.exp(-0.5 + z);
+}
+
 export class Plant {
   private free: number[];
   private random: () => number;
-  constructor(public servers: number, public serviceMs: number, seed: number, private slowShare = 0) {
+  constructor(public servers: number, public serviceMs: number, seed: number, private slowShare = 0, private dist: ServiceDist = "jitter") {
     this.free = new Array(servers).fill(0);
     this.random = rng(seed);
+  }
+  private service(): number {
+    if (this.dist === "jitter") return this.serviceMs * (0.8 + 0.4 * this.random());
+    if (this.dist === "exponential") return -Math.log(1 - this.random()) * this.serviceMs;
+    // Box-Muller: a standard normal from two uniforms.
+    const z = Math.sqrt(-2 * Math.log(1 - this.random())) * Math.cos(2 * Math.PI * this.random());
+    return this.serviceMs * Math.exp(-0.5 + z);
   }
   get capacity(): number { return (this.servers * 1000) / this.serviceMs; }
   /** Changes the number of servers (a capacity drop); queued work stays queued. */
@@ -50,7 +73,7 @@ export class Plant {
   admit(t: number): number {
     let best = 0;
     for (let i = 1; i < this.free.length; i++) if (this.free[i] < this.free[best]) best = i;
-    let service = this.serviceMs * (0.8 + 0.4 * this.random());
+    let service = this.service();
     if (this.slowShare > 0 && this.random() < this.slowShare) service *= 4;
     const start = Math.max(t, this.free[best]);
     this.free[best] = start + service;
@@ -72,7 +95,16 @@ export interface Scenario {
   offered: (t: number, capacity: number) => number;
   /** Servers at time t (s). */
   serversAt?: (t: number) => number;
+  /** Service time distribution (default jitter). */
+  dist?: ServiceDist;
+  /** The SLO: this percentile (0-1) of latency at most setpointMs (default p99 <= 150 ms). */
+  percentile?: number;
+  setpointMs?: number;
+  /** Envoy workers (default 4). */
+  workers?: number;
 }
+
+const sloOf = (s: Scenario) => ({ q: s.percentile ?? PERCENTILE, setpoint: s.setpointMs ?? SETPOINT_MS });
 
 export const BASE = { servers: 16, serviceMs: 50 }; // capacity 320 req/s
 
@@ -86,7 +118,7 @@ export const SCENARIOS: Scenario[] = [
 /** Poisson arrival times (ms) for a scenario, from a seed. */
 export function arrivals(s: Scenario, seed: number): number[] {
   const random = rng(seed);
-  const nominal = (BASE.servers * 1000) / BASE.serviceMs;
+  const nominal = (s.servers * 1000) / s.serviceMs;
   const out: number[] = [];
   let t = 0;
   while (t < s.seconds * 1000) {
@@ -117,34 +149,35 @@ export function percentile(xs: number[], q: number): number {
 }
 
 export function evaluate(controller: string, s: Scenario, outcomes: Outcome[]): Result {
+  const { q, setpoint } = sloOf(s);
   const windows = s.seconds;
   const p99ByWindow: number[] = [];
   const completedByWindow: number[][] = Array.from({ length: windows }, () => []);
   for (const o of outcomes) if (o.admitted && o.latency !== undefined) completedByWindow[Math.floor(o.arrival / 1000)].push(o.latency);
-  for (let w = 0; w < windows; w++) p99ByWindow.push(percentile(completedByWindow[w], PERCENTILE));
+  for (let w = 0; w < windows; w++) p99ByWindow.push(percentile(completedByWindow[w], q));
   // Capacity the plant has during the measured (disturbed) phase.
   const serversAfter = s.serversAt ? s.serversAt(s.seconds - 1) : s.servers;
   const capacityAfter = (serversAfter * 1000) / s.serviceMs;
   const from = s.disturbanceAt, to = s.seconds;
   const measured = outcomes.filter((o) => o.arrival >= from * 1000 && o.arrival < to * 1000);
-  const good = measured.filter((o) => o.admitted && o.latency !== undefined && o.latency <= SETPOINT_MS).length;
+  const good = measured.filter((o) => o.admitted && o.latency !== undefined && o.latency <= setpoint).length;
   const goodputPct = (100 * good) / ((to - from) * capacityAfter);
   const rejectedPct = measured.length === 0 ? 0 : (100 * measured.filter((o) => !o.admitted).length) / measured.length;
   // Settled: from this window on, every window's p99 stays within 10% above the setpoint.
   let settled: number | null = null;
   for (let w = from; w < to; w++) {
-    if (p99ByWindow.slice(w, to).every((p) => p <= SETPOINT_MS * 1.1)) { settled = w - from; break; }
+    if (p99ByWindow.slice(w, to).every((p) => p <= setpoint * 1.1)) { settled = w - from; break; }
   }
   const tail = measured.filter((o) => o.arrival >= Math.max(from, to - 20) * 1000 && o.admitted && o.latency !== undefined).map((o) => o.latency!);
-  const overshoot = Math.max(0, ...p99ByWindow.slice(from, to).map((p) => (100 * (p - SETPOINT_MS)) / SETPOINT_MS));
-  return { controller, goodputPct, p99Ms: percentile(tail, PERCENTILE), rejectedPct, settlingIntervals: settled, overshootPct: overshoot };
+  const overshoot = Math.max(0, ...p99ByWindow.slice(from, to).map((p) => (100 * (p - setpoint)) / setpoint));
+  return { controller, goodputPct, p99Ms: percentile(tail, q), rejectedPct, settlingIntervals: settled, overshootPct: overshoot };
 }
 
 // ---------------------------------------------------------------- controllers in TypeScript
 
 /** Runs a pure-TypeScript admission policy against the plant (event-driven). */
-export function runPolicy(s: Scenario, times: number[], policy: Policy): Outcome[] {
-  const plant = new Plant(s.servers, s.serviceMs, 7, s.slowShare);
+export function runPolicy(s: Scenario, times: number[], policy: Policy, trace?: Trace): Outcome[] {
+  const plant = new Plant(s.servers, s.serviceMs, 7, s.slowShare, s.dist);
   const outcomes: Outcome[] = [];
   // Admitted requests still running, by completion time; `done` holds the completed ones the
   // policy has not seen yet.
@@ -156,6 +189,7 @@ export function runPolicy(s: Scenario, times: number[], policy: Policy): Outcome
       while (running.size > 0 && running.peek().at <= nextControl) done.push(running.pop().latency);
       policy.control(nextControl, done);
       done = [];
+      if (trace && policy.limit && nextControl % 1000 < policy.periodMs) trace.push(policy.limit());
       nextControl += policy.periodMs;
     }
     if (s.serversAt) plant.resize(s.serversAt(t / 1000));
@@ -205,8 +239,13 @@ class MinHeap {
   }
 }
 
+/** The limit a controller had, once a second (a rate in requests/s, or a concurrency). */
+export type Trace = number[];
+
 export interface Policy {
   periodMs: number;
+  /** The limit now, for the charts (requests/s, or requests in flight for a concurrency limiter). */
+  limit?: () => number;
   admit(t: number, inflight: number): boolean;
   /** Called every period with the latencies that completed since the last call. */
   control(t: number, latencies: number[]): void;
@@ -215,10 +254,11 @@ export interface Policy {
 export const none = (): Policy => ({ periodMs: 1000, admit: () => true, control: () => {} });
 
 /** AIMD on a token rate: every interval, p99 over the setpoint halves the rate, otherwise +2% of capacity. */
-export function aimd(capacity: number): Policy {
+export function aimd(capacity: number, q = PERCENTILE, setpoint = SETPOINT_MS): Policy {
   let rate = capacity, tokens = 0, last = 0;
   return {
     periodMs: INTERVAL_MS,
+    limit: () => rate,
     admit(t) {
       tokens = Math.min(rate * 0.1, tokens + ((t - last) * rate) / 1000);
       last = t;
@@ -228,7 +268,7 @@ export function aimd(capacity: number): Policy {
     },
     control(_t, latencies) {
       if (latencies.length < 20) return;
-      if (percentile(latencies, PERCENTILE) > SETPOINT_MS) rate = Math.max(10, rate * 0.5);
+      if (percentile(latencies, q) > setpoint) rate = Math.max(Math.min(10, capacity / 10), rate * 0.5);
       else rate = rate + 0.02 * capacity;
     },
   };
@@ -248,6 +288,7 @@ export function gradient(samplePercentile = 0.5): Policy {
   const random = rng(11);
   return {
     periodMs: 100,
+    limit: () => (probing ? 3 : limit),
     admit(_t, inflight) { return inflight < (probing ? 3 : limit); },
     control(t, latencies) {
       if (probing) {
@@ -270,19 +311,37 @@ export function gradient(samplePercentile = 0.5): Policy {
   };
 }
 
+/** A fixed token bucket at `rate` with a 50 ms burst (the family's static baseline, in TypeScript). */
+export function fixedRate(rate: number): Policy {
+  let tokens = 0, last = 0;
+  return {
+    periodMs: INTERVAL_MS,
+    limit: () => rate,
+    admit(t) {
+      tokens = Math.min(Math.max(1, rate * 0.05), tokens + ((t - last) * rate) / 1000);
+      last = t;
+      if (tokens < 1) return false;
+      tokens -= 1;
+      return true;
+    },
+    control() {},
+  };
+}
+
 // ---------------------------------------------------------------- the filter in the host
 
-export async function runFilter(s: Scenario, times: number[], configuration: object): Promise<Outcome[]> {
-  const envoy = new Envoy({ workers: WORKERS, logLevel: "warn", startTimeMs: 0 });
+export async function runFilter(s: Scenario, times: number[], configuration: object, trace?: Trace): Promise<Outcome[]> {
+  const workers = s.workers ?? WORKERS;
+  const envoy = new Envoy({ workers, logLevel: "warn", startTimeMs: 0 });
   envoy.addPlugin({ name: "adaptive-ratelimit", rootId: "adaptive-ratelimit", vmId: "arl", wasm: readFileSync(join(root, "dist/adaptive-ratelimit.wasm")), configuration: JSON.stringify(configuration) });
-  const plant = new Plant(s.servers, s.serviceMs, 7, s.slowShare);
+  const plant = new Plant(s.servers, s.serviceMs, 7, s.slowShare, s.dist);
   const outcomes: Outcome[] = times.map((t) => ({ arrival: t, admitted: false }));
   const pending: Promise<unknown>[] = [];
   times.forEach((t, i) => {
     envoy.at(t, () => {
       if (s.serversAt) plant.resize(s.serversAt(t / 1000));
       pending.push(envoy.request({
-        worker: i % WORKERS, path: "/api/orders", upstream: async () => {
+        worker: i % workers, path: "/api/orders", upstream: async () => {
           const latency = plant.admit(envoy.nowMs());
           outcomes[i].admitted = true;
           outcomes[i].latency = latency;
@@ -294,10 +353,11 @@ export async function runFilter(s: Scenario, times: number[], configuration: obj
   });
   for (let sec = 0; sec < s.seconds; sec++) {
     await envoy.advance(1000);
+    if (trace) trace.push(envoy.metric("adaptive_ratelimit.api.limit") ?? 0);
     if (process.env.ARL_TRACE) {
       const w = outcomes.filter((o) => o.arrival >= sec * 1000 && o.arrival < (sec + 1) * 1000);
       const lat = w.filter((o) => o.admitted).map((o) => o.latency!);
-      process.stderr.write(`t=${sec} offered=${w.length} admitted=${lat.length} p99=${percentile(lat, PERCENTILE).toFixed(0)} limit=${envoy.metric("adaptive_ratelimit.api.limit")} inflight=${envoy.metric("adaptive_ratelimit.api.inflight")}/${envoy.metric("adaptive_ratelimit.api.inflight_limit")} measured=${(envoy.metric("adaptive_ratelimit.api.measured_milli") ?? 0) / 1000}\n`);
+      process.stderr.write(`t=${sec} offered=${w.length} admitted=${lat.length} p=${percentile(lat, sloOf(s).q).toFixed(0)} limit=${envoy.metric("adaptive_ratelimit.api.limit")} inflight=${envoy.metric("adaptive_ratelimit.api.inflight")}/${envoy.metric("adaptive_ratelimit.api.inflight_limit")} measured=${(envoy.metric("adaptive_ratelimit.api.measured_milli") ?? 0) / 1000}\n`);
     }
   }
   await envoy.advance(60_000);

@@ -7,14 +7,16 @@
 // a gradient concurrency limiter following Envoy adaptive_concurrency's documented algorithm,
 // minRTT probe included.
 //
-// Options: --only <scenario prefix>, --seed N (arrivals; default 42, the README table),
+// Options: --family [name filter] (the plant family, bench/family.ts, instead), --only <scenario prefix>, --seed N (arrivals; default 42, the README table),
 // --initial-factor F (the filter's initial_rate as a multiple of capacity; default 1).
 // ARL_TRACE=1 prints the filter's state every second on stderr.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  BASE, INTERVAL_MS, type Result, SCENARIOS, SETPOINT_MS, WORKERS, aimd, arrivals, evaluate, gradient, none, pidConfig, root, runFilter, runPolicy, staticConfig,
+  BASE, INTERVAL_MS, type Outcome, PERCENTILE, type Result, type Trace, SCENARIOS, SETPOINT_MS, WORKERS, aimd, arrivals, evaluate, gradient, none, pidConfig, root, runFilter, runPolicy, staticConfig,
 } from "./closed-loop.js";
+import { type CellResult, cells, familyTable, runCell } from "./family.js";
+import { type Row, chartSvg, seriesOf } from "./charts.js";
 
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(name);
@@ -24,10 +26,35 @@ function option(name: string, fallback: number): number {
 const SEED = option("--seed", 42);
 /** `--initial-factor F`: the filter's initial_rate as a multiple of the plant's capacity (default 1). */
 const INITIAL_FACTOR = option("--initial-factor", 1);
+/** `--charts DIR`: where the SVG charts go (default bench/results/charts; the README's are in filters/adaptive-ratelimit/docs). */
+const CHARTS = process.argv.includes("--charts") ? join(process.cwd(), process.argv[process.argv.indexOf("--charts") + 1]) : join(root, "bench", "results", "charts");
 
 // ---------------------------------------------------------------- main
 
+/** `--family [filter]`: every cell of the plant family (bench/family.ts) whose name contains the filter. */
+async function family(): Promise<void> {
+  const at = process.argv.indexOf("--family");
+  const filter = process.argv[at + 1] && !process.argv[at + 1].startsWith("--") ? process.argv[at + 1] : "";
+  const results: CellResult[] = [];
+  for (const cell of cells()) {
+    if (!cell.scenario.name.includes(filter)) continue;
+    const started = Date.now();
+    const r = await runCell(cell);
+    results.push(r);
+    process.stderr.write(`${cell.scenario.name} seed ${cell.seed}: PID ${r.pid.goodputPct.toFixed(1)}%, missed: ${r.missed.join("; ") || "none"} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+  }
+  const lines = familyTable(results);
+  const met = results.filter((r) => r.missed.length === 0).length;
+  lines.push("", `${met} of ${results.length} cells meet every target.`);
+  console.log(lines.join("\n"));
+  const dir = join(root, "bench", "results");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "ratelimit-family.json"), JSON.stringify({ date: new Date().toISOString(), results }, null, 2));
+  writeFileSync(join(dir, "ratelimit-family.md"), lines.join("\n") + "\n");
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes("--family")) return family();
   const capacity = (BASE.servers * 1000) / BASE.serviceMs;
   const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
   const all: Array<{ scenario: string; results: Result[] }> = [];
@@ -36,14 +63,21 @@ async function main(): Promise<void> {
     const times = arrivals(s, SEED);
     const results: Result[] = [];
     process.stderr.write(`${s.name}: ${times.length} requests\n`);
-    results.push(evaluate("adaptive-ratelimit (PID)", s, await runFilter(s, times, pidConfig(capacity, undefined, INITIAL_FACTOR))));
+    const rows: Row[] = [];
+    const chart = (name: string, outcomes: Outcome[], limit?: Trace) => { rows.push(...seriesOf(name, outcomes, s.seconds, PERCENTILE, SETPOINT_MS, limit)); return outcomes; };
+    const pidTrace: Trace = [], staticTrace: Trace = [], aimdTrace: Trace = [];
+    results.push(evaluate("adaptive-ratelimit (PID)", s, chart("adaptive-ratelimit (PID)", await runFilter(s, times, pidConfig(capacity, undefined, INITIAL_FACTOR), pidTrace), pidTrace)));
     results.push(evaluate("adaptive-ratelimit, rate only (inflight_guard 0)", s, await runFilter(s, times, pidConfig(capacity, 0, INITIAL_FACTOR))));
     results.push(evaluate("no limiter", s, runPolicy(s, times, none())));
-    results.push(evaluate("static limit at capacity", s, await runFilter(s, times, staticConfig(capacity))));
-    results.push(evaluate("AIMD", s, runPolicy(s, times, aimd(capacity))));
-    results.push(evaluate("gradient (Envoy adaptive_concurrency, its defaults: p50 samples)", s, runPolicy(s, times, gradient())));
+    results.push(evaluate("static limit at capacity", s, chart("static limit at capacity", await runFilter(s, times, staticConfig(capacity), staticTrace), staticTrace)));
+    results.push(evaluate("AIMD", s, chart("AIMD", runPolicy(s, times, aimd(capacity), aimdTrace), aimdTrace)));
+    results.push(evaluate("gradient (Envoy adaptive_concurrency, its defaults: p50 samples)", s, chart("gradient (Envoy defaults)", runPolicy(s, times, gradient()))));
     results.push(evaluate("gradient, sample_aggregate_percentile 99", s, runPolicy(s, times, gradient(0.99))));
     all.push({ scenario: s.name, results });
+    mkdirSync(CHARTS, { recursive: true });
+    const file = join(CHARTS, `closed-loop-${s.name.split(":")[0].replace(/[^a-z0-9]+/g, "-").replace(/-$/, "")}.svg`);
+    writeFileSync(file, await chartSvg(s.name, rows, ["adaptive-ratelimit (PID)", "static limit at capacity", "AIMD", "gradient (Envoy defaults)"]));
+    process.stderr.write(`chart: ${file}\n`);
   }
   const lines: string[] = [];
   lines.push(`Plant: ${BASE.servers} servers x ${BASE.serviceMs} ms (capacity ${capacity} req/s), setpoint p99 <= ${SETPOINT_MS} ms, control interval ${INTERVAL_MS} ms, ${WORKERS} workers.`);

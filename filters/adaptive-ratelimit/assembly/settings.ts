@@ -5,6 +5,8 @@ import { PidParams } from "./pid";
 
 export const MAX_RULES: i32 = 64;
 export const MAX_CLASSES: i32 = 8;
+/** A latency percentile q is read only from at least TAIL_SAMPLES / (1 - q) completions. */
+export const TAIL_SAMPLES: f64 = 1;
 
 export enum Signal { Latency, ErrorRatio }
 
@@ -123,6 +125,13 @@ function parseController(r: ConfigReader, obj: JsonObject, path: string, rule: R
   p.maxDecrease = r.num(obj, path, "max_decrease", 0.5, 0.01, 0.9);
   p.creep = r.num(obj, path, "creep", 0.01, 0.001, 1);
   p.minSamples = r.int(obj, path, "min_samples", 20, 1, 1000000);
+  // A percentile needs samples past it to be read at all: at least TAIL_SAMPLES beyond it
+  // (100 for p99). With fewer, one slow request is the reading, and the controller would cut
+  // on noise; the window grows until there are enough (see the filter's MAX_WINDOW).
+  if (rule.signal == Signal.Latency) {
+    const tail = <i64>Math.ceil(TAIL_SAMPLES / (1 - rule.percentile) - 1e-9);
+    if (tail > p.minSamples) p.minSamples = tail;
+  }
   p.filter = r.num(obj, path, "filter", 0.7, 0.01, 1);
   if (r.ok && p.minRate > p.maxRate) r.fail(fieldPath(path, "min_rate"), "must be <= max_rate (" + p.maxRate.toString() + "), got " + p.minRate.toString());
   if (r.ok && (p.initialRate < p.minRate || p.initialRate > p.maxRate)) r.fail(fieldPath(path, "initial_rate"), "must lie within [min_rate, max_rate]");
