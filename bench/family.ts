@@ -138,7 +138,7 @@ export function familyTable(results: CellResult[]): string[] {
     const best = r.baselines.reduce((a, b) => (b.goodputPct > a.goodputPct ? b : a));
     const ratio = best.goodputPct > 0 ? `${((100 * r.pid.goodputPct) / best.goodputPct).toFixed(0)}%` : "-";
     let rejected = r.load === "spike" ? `${r.pid.rejectedPct.toFixed(1)}% (after: ${r.rejectedAfterPct.toFixed(1)}%)` : `${r.pid.rejectedPct.toFixed(1)}%`;
-    if ((r.load === "healthy" || r.load === "low") && !r.healthy) rejected += " (not healthy: no limiter misses the SLO)";
+    if ((r.load === "healthy" || r.load === "low") && !r.healthy) rejected += " (not healthy: with no limiter, a 1 s window misses the SLO)";
     lines.push(`| ${r.cell} | ${r.seed} | ${r.pid.goodputPct.toFixed(1)}% | ${best.controller} ${best.goodputPct.toFixed(1)}% | ${ratio} | ${r.oracle.goodputPct.toFixed(1)}% | ${((100 * r.pid.p99Ms) / r.setpointMs).toFixed(0)}% | ${r.pid.settlingIntervals ?? "never"} | ${rejected} | ${r.missed.length === 0 ? "none" : r.missed.join("; ")} |`);
   }
   return lines;

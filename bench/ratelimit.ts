@@ -7,16 +7,18 @@
 // a gradient concurrency limiter following Envoy adaptive_concurrency's documented algorithm,
 // minRTT probe included.
 //
-// Options: --family [name filter] (the plant family, bench/family.ts, instead), --only <scenario prefix>, --seed N (arrivals; default 42, the README table),
+// Options: --envoy (the scenarios in real Envoy, bench/envoy-loop.ts), --family [name filter] (the plant family, bench/family.ts, instead), --only <scenario prefix>, --seed N (arrivals; default 42, the README table),
 // --initial-factor F (the filter's initial_rate as a multiple of capacity; default 1).
 // ARL_TRACE=1 prints the filter's state every second on stderr.
 import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import {
   BASE, INTERVAL_MS, type Outcome, PERCENTILE, type Result, type Trace, SCENARIOS, SETPOINT_MS, WORKERS, aimd, arrivals, evaluate, gradient, none, pidConfig, root, runFilter, runPolicy, staticConfig,
 } from "./closed-loop.js";
 import { type CellResult, cells, familyTable, runCell } from "./family.js";
 import { type Row, chartSvg, seriesOf } from "./charts.js";
+import { type Variant, compressed, runOnEnvoy } from "./envoy-loop.js";
+import { defaultVersion, resolveEnvoy } from "../scripts/envoy.mjs";
 
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(name);
@@ -27,7 +29,7 @@ const SEED = option("--seed", 42);
 /** `--initial-factor F`: the filter's initial_rate as a multiple of the plant's capacity (default 1). */
 const INITIAL_FACTOR = option("--initial-factor", 1);
 /** `--charts DIR`: where the SVG charts go (default bench/results/charts; the README's are in filters/adaptive-ratelimit/docs). */
-const CHARTS = process.argv.includes("--charts") ? join(process.cwd(), process.argv[process.argv.indexOf("--charts") + 1]) : join(root, "bench", "results", "charts");
+const CHARTS = process.argv.includes("--charts") ? resolve(process.argv[process.argv.indexOf("--charts") + 1]) : join(root, "bench", "results", "charts");
 
 // ---------------------------------------------------------------- main
 
@@ -53,8 +55,47 @@ async function family(): Promise<void> {
   writeFileSync(join(dir, "ratelimit-family.md"), lines.join("\n") + "\n");
 }
 
+/**
+ * `--envoy`: the scenarios in real Envoy (4 workers), real time, each compressed to 30 s, against
+ * bench/upstream.mjs with the plant's servers and service time.
+ */
+async function onEnvoy(): Promise<void> {
+  const { bin, version } = resolveEnvoy(defaultVersion(), { log: (l: string) => process.stderr.write(l + "\n") });
+  const capacity = (BASE.servers * 1000) / BASE.serviceMs;
+  const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
+  const all: Array<{ scenario: string; results: Result[] }> = [];
+  const variants: Array<[string, Variant, object]> = [
+    ["adaptive-ratelimit (PID)", "pid", pidConfig(capacity)],
+    ["no limiter", "none", {}],
+    ["static limit at capacity", "static", staticConfig(capacity)],
+    ["Envoy adaptive_concurrency (its defaults)", "adaptive_concurrency", {}],
+  ];
+  for (const full of SCENARIOS) {
+    if (only && !full.name.startsWith(only)) continue;
+    const s = compressed(full, 2);
+    const results: Result[] = [];
+    for (const [name, variant, configuration] of variants) {
+      const started = Date.now();
+      results.push(evaluate(name, s, await runOnEnvoy(bin, s, variant, configuration, SEED)));
+      process.stderr.write(`${s.name} / ${name}: ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+    }
+    all.push({ scenario: s.name, results });
+  }
+  const lines = [`Real Envoy ${version}, ${4} workers, real time; upstream ${BASE.servers} servers x ${BASE.serviceMs} ms (capacity ${capacity} req/s); setpoint p99 <= ${SETPOINT_MS} ms; each scenario compressed to ${SCENARIOS[0].seconds / 2} s (disturbance at ${SCENARIOS[0].disturbanceAt / 2} s).`, ""];
+  lines.push("| scenario | controller | goodput within SLO (% of capacity) | p99 after settling (ms) | rejected | settling (intervals) | overshoot |", "|---|---|---|---|---|---|---|");
+  for (const { scenario, results } of all) {
+    for (const r of results) lines.push(`| ${scenario} | ${r.controller} | ${r.goodputPct.toFixed(1)}% | ${r.p99Ms.toFixed(0)} | ${r.rejectedPct.toFixed(1)}% | ${r.settlingIntervals === null ? "never" : r.settlingIntervals} | ${r.overshootPct.toFixed(0)}% |`);
+  }
+  console.log(lines.join("\n"));
+  const dir = join(root, "bench", "results");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "ratelimit-envoy.json"), JSON.stringify({ date: new Date().toISOString(), envoy: version, scenarios: all }, null, 2));
+  writeFileSync(join(dir, "ratelimit-envoy.md"), lines.join("\n") + "\n");
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes("--family")) return family();
+  if (process.argv.includes("--envoy")) return onEnvoy();
   const capacity = (BASE.servers * 1000) / BASE.serviceMs;
   const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
   const all: Array<{ scenario: string; results: Result[] }> = [];
