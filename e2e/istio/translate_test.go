@@ -1,0 +1,280 @@
+// The suite's shipped Istio resources, translated by Istio's own control-plane code in-process
+// (istio.io/istio's fake discovery server: the config generator pilot runs), for a small mesh a
+// user would have. The tests look at what Istio would push to an application sidecar and to the
+// ingress gateway: where each filter lands, in which order, with which typed config.
+package istio
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pilot/test/xds"
+	"istio.io/istio/pilot/test/xdstest"
+	"sigs.k8s.io/yaml"
+)
+
+// repoRoot is the repository's root, from this package's directory.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Clean(filepath.Join(wd, "..", ".."))
+}
+
+// envoyFilterPlacement lists the files a user applies to place the suite with EnvoyFilters
+// (module files mounted into the pods), as the filters' READMEs describe it.
+var envoyFilterPlacement = []string{
+	"adaptive-ratelimit/istio.yaml",
+	"env-router/istio.yaml",
+	"header-normalizer/istio.yaml",
+	"header-normalizer/preserve-case.envoyfilter.yaml",
+	"podip-router/istio-session.yaml",
+}
+
+// shipped returns the resources of `files` (under manifests/) as one multi-document YAML
+// string. The same resource in two files must be the same; it is kept once.
+func shipped(t *testing.T, files []string) string {
+	t.Helper()
+	root := repoRoot(t)
+	seen := map[string]string{}
+	var docs []string
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(root, "manifests", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The committed WasmPlugins carry a placeholder digest on purpose (npm run package pins
+		// it); give them a well-formed one so that Istio looks at the rest.
+		text := strings.ReplaceAll(string(b), "unpinned-run-npm-run-package-for-the-digest", strings.Repeat("ab", 32))
+		for _, doc := range strings.Split(text, "\n---\n") {
+			var meta struct {
+				Kind     string `json:"kind"`
+				Metadata struct {
+					Name      string `json:"name"`
+					Namespace string `json:"namespace"`
+				} `json:"metadata"`
+			}
+			if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if meta.Kind == "" {
+				continue
+			}
+			key := meta.Kind + " " + meta.Metadata.Namespace + "/" + meta.Metadata.Name
+			if prev, ok := seen[key]; ok {
+				if stripComments(prev) != stripComments(doc) {
+					t.Errorf("%s: %s differs from the copy in another file", f, key)
+				}
+				continue
+			}
+			seen[key] = doc
+			docs = append(docs, doc)
+		}
+	}
+	return strings.Join(docs, "\n---\n")
+}
+
+func stripComments(doc string) string {
+	var out []string
+	for _, l := range strings.Split(doc, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// meshKube is the Kubernetes side of the mesh: the workloads the shipped resources select, with
+// a Service and endpoints each, and the ingress gateway in istio-system.
+const meshKube = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: checkout, namespace: shop}
+spec:
+  clusterIP: 10.96.0.10
+  selector: {app: checkout}
+  ports: [{name: http, port: 8080, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: checkout-0, namespace: shop, labels: {app: checkout}}
+spec: {containers: [{name: app, image: app}]}
+status: {podIP: 10.0.0.10, phase: Running, conditions: [{type: Ready, status: "True"}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: checkout, namespace: shop, labels: {kubernetes.io/service-name: checkout}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.10], conditions: {ready: true}, targetRef: {kind: Pod, name: checkout-0, namespace: shop}}]
+ports: [{name: http, port: 8080}]
+`
+
+// meshGateway is the ingress gateway (istio: ingressgateway in istio-system) with a Gateway
+// for http://shop.example.com and a VirtualService to checkout.
+const meshGatewayKube = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: istio-system}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: istio-ingressgateway, namespace: istio-system}
+spec:
+  clusterIP: 10.96.0.2
+  selector: {istio: ingressgateway}
+  ports: [{name: http2, port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: istio-ingressgateway-0, namespace: istio-system, labels: {istio: ingressgateway}}
+spec: {containers: [{name: istio-proxy, image: proxyv2}]}
+status: {podIP: 10.0.0.2, phase: Running, conditions: [{type: Ready, status: "True"}]}
+`
+
+const meshGatewayConfig = `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: shop, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: [shop.example.com]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop, namespace: shop}
+spec:
+  hosts: [shop.example.com]
+  gateways: [istio-system/shop]
+  http: [{route: [{destination: {host: checkout.shop.svc.cluster.local, port: {number: 8080}}}]}]
+`
+
+// gatewayOf is the ingress gateway's proxy.
+func gatewayOf(s *xds.FakeDiscoveryServer, version string) *model.Proxy {
+	labels := map[string]string{"istio": "ingressgateway"}
+	return s.SetupProxy(&model.Proxy{
+		Type:            model.Router,
+		ConfigNamespace: "istio-system",
+		IPAddresses:     []string{"10.0.0.2"},
+		Labels:          labels,
+		Metadata:        &model.NodeMetadata{IstioVersion: version, Labels: labels, Namespace: "istio-system"},
+		ID:              "istio-ingressgateway-0.istio-system",
+	})
+}
+
+// sidecarOf is the proxy of a pod in the mesh.
+func sidecarOf(s *xds.FakeDiscoveryServer, version, namespace, ip string, labels map[string]string) *model.Proxy {
+	return s.SetupProxy(&model.Proxy{
+		Type:            model.SidecarProxy,
+		ConfigNamespace: namespace,
+		IPAddresses:     []string{ip},
+		Labels:          labels,
+		Metadata:        &model.NodeMetadata{IstioVersion: version, Labels: labels, Namespace: namespace},
+		ID:              "pod." + namespace,
+	})
+}
+
+// httpFilters lists, per listener and filter chain, the HTTP filter names of every HTTP
+// connection manager of the listeners.
+func httpFilters(t *testing.T, ls []*listener.Listener) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, l := range ls {
+		for _, fc := range l.FilterChains {
+			for _, f := range fc.Filters {
+				if f.Name != "envoy.filters.network.http_connection_manager" {
+					continue
+				}
+				h := xdstest.UnmarshalAny[hcm.HttpConnectionManager](t, f.GetTypedConfig())
+				var names []string
+				for _, hf := range h.HttpFilters {
+					names = append(names, hf.Name)
+				}
+				out[l.Name+" "+fc.Name] = names
+			}
+		}
+	}
+	return out
+}
+
+func has(list []string, name string) bool {
+	for _, n := range list {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// SupportedVersions are the Istio minors the manifests' proxyVersion guard admits (1.28-1.32,
+// Envoy 1.36-1.40); Unsupported is the next one, which the guard leaves alone.
+var SupportedVersions = []string{"1.28.0", "1.29.0", "1.30.0", "1.31.0", "1.32.0"}
+
+const Unsupported = "1.33.0"
+
+// adaptive-ratelimit's README: on the inbound sidecar of app=checkout in shop, before the
+// router, and nowhere else; on every supported Istio, and not on the next minor.
+func TestAdaptiveRatelimitOnTheCheckoutSidecarInbound(t *testing.T) {
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: shipped(t, envoyFilterPlacement), KubernetesObjectString: meshKube})
+	for _, version := range append(append([]string{}, SupportedVersions...), Unsupported) {
+		t.Run("Istio "+version, func(t *testing.T) {
+			chains := httpFilters(t, s.Listeners(sidecarOf(s, version, "shop", "10.0.0.10", map[string]string{"app": "checkout"})))
+			inbound := 0
+			for name, filters := range chains {
+				if !has(filters, "adaptive-ratelimit") {
+					continue
+				}
+				if !strings.HasPrefix(name, "virtualInbound ") {
+					t.Errorf("%s: adaptive-ratelimit on an outbound chain: %v", name, filters)
+					continue
+				}
+				inbound++
+				if filters[len(filters)-1] != "envoy.filters.http.router" || filters[len(filters)-2] != "adaptive-ratelimit" {
+					t.Errorf("%s: adaptive-ratelimit is not just before the router: %v", name, filters)
+				}
+			}
+			if version == Unsupported && inbound != 0 {
+				t.Errorf("Istio %s is outside the guard, yet the filter was placed", version)
+			}
+			if version != Unsupported && inbound == 0 {
+				t.Errorf("adaptive-ratelimit is on no inbound HTTP filter chain of the checkout sidecar (Istio %s); chains: %v", version, chains)
+			}
+		})
+	}
+}
+
+// The ingress gateway gets env-router, header-normalizer and podip-router (istio-session.yaml),
+// on its HTTP chain, and nothing else of the suite's four.
+func TestGatewayFilters(t *testing.T) {
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: shipped(t, envoyFilterPlacement) + "\n---\n" + meshGatewayConfig, KubernetesObjectString: meshKube + "\n---\n" + meshGatewayKube})
+	for _, version := range SupportedVersions {
+		t.Run("Istio "+version, func(t *testing.T) {
+			chains := httpFilters(t, s.Listeners(gatewayOf(s, version)))
+			if len(chains) == 0 {
+				t.Fatalf("the gateway has no HTTP filter chain")
+			}
+			for name, filters := range chains {
+				t.Logf("%s: %v", name, filters)
+				for _, want := range []string{"env-router", "header-normalizer", "podip-router"} {
+					if !has(filters, want) {
+						t.Errorf("%s: %s missing: %v", name, want, filters)
+					}
+				}
+				if has(filters, "adaptive-ratelimit") {
+					t.Errorf("%s: adaptive-ratelimit on the gateway: %v", name, filters)
+				}
+			}
+		})
+	}
+}
