@@ -5,10 +5,12 @@
 package istio
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -273,6 +275,62 @@ func TestGatewayFilters(t *testing.T) {
 				}
 				if has(filters, "adaptive-ratelimit") {
 					t.Errorf("%s: adaptive-ratelimit on the gateway: %v", name, filters)
+				}
+			}
+		})
+	}
+}
+
+// SuiteOrder is the order manifests/README.md documents for the suite's filters in one HTTP
+// filter chain: header-normalizer first (everything after it, routing and authorisation
+// included, reads normalised headers), podip-router (strips and checks what the client sent
+// to steer routing), env-router (routes on the sanitised headers), adaptive-ratelimit last
+// (limits what is actually forwarded, per env if its rules match on it).
+var SuiteOrder = []string{"header-normalizer", "podip-router", "env-router", "adaptive-ratelimit"}
+
+// createdInOrder sets each EnvoyFilter's creation time so that the filters named in `order`
+// were created in that order (a fresh cluster applies files in whatever order the user did).
+func createdInOrder(resources string, order []string) string {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	docs := strings.Split(resources, "\n---\n")
+	for i, doc := range docs {
+		if !strings.Contains(doc, "kind: EnvoyFilter") {
+			continue
+		}
+		rank := len(order)
+		for k, f := range order {
+			if strings.Contains(doc, "filter-suite/filter: "+f+"\n") {
+				rank = k
+			}
+		}
+		ts := base.Add(time.Duration(rank) * time.Minute).Format(time.RFC3339)
+		docs[i] = strings.Replace(doc, "\nmetadata:\n", fmt.Sprintf("\nmetadata:\n  creationTimestamp: %q\n", ts), 1)
+	}
+	return strings.Join(docs, "\n---\n")
+}
+
+// The suite's filters on the gateway come in SuiteOrder, whatever order they were created in.
+func TestGatewayOrderDoesNotDependOnCreationTime(t *testing.T) {
+	reversed := []string{}
+	for i := len(SuiteOrder) - 1; i >= 0; i-- {
+		reversed = append(reversed, SuiteOrder[i])
+	}
+	for _, order := range [][]string{SuiteOrder, reversed} {
+		t.Run("created "+strings.Join(order, ", "), func(t *testing.T) {
+			config := createdInOrder(shipped(t, envoyFilterPlacement), order) + "\n---\n" + meshGatewayConfig
+			s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: config, KubernetesObjectString: meshKube + "\n---\n" + meshGatewayKube})
+			for name, filters := range httpFilters(t, s.Listeners(gatewayOf(s, SupportedVersions[len(SupportedVersions)-1]))) {
+				var ours []string
+				for _, f := range filters {
+					for _, o := range SuiteOrder {
+						if f == o {
+							ours = append(ours, f)
+						}
+					}
+				}
+				want := []string{"header-normalizer", "podip-router", "env-router"}
+				if strings.Join(ours, ",") != strings.Join(want, ",") {
+					t.Errorf("%s: the suite's filters are %v, want %v (whole chain: %v)", name, ours, want, filters)
 				}
 			}
 		})

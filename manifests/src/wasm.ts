@@ -98,9 +98,25 @@ export function envoyFilter(spec: IstioPlacementSpec): Record<string, unknown> {
   ]);
 }
 
-/** An Istio EnvoyFilter (networking.istio.io/v1alpha3) applied to the workloads `selector` picks. */
+/**
+ * The order of the suite's filters in one HTTP filter chain (manifests/README.md says why), as
+ * EnvoyFilter priorities: Istio applies EnvoyFilters by ascending priority (then creation time,
+ * then name), and each inserts just before the router, so a filter applied later sits after
+ * the ones applied before it. Without a priority the order is the order the files were applied.
+ */
+export const SUITE_PRIORITY: Record<string, number> = {
+  "header-normalizer": 10,
+  "podip-router": 20,
+  "env-router": 30,
+  "adaptive-ratelimit": 40,
+};
+
+/** An Istio EnvoyFilter (networking.istio.io/v1alpha3) applied to the workloads `selector` picks, at its filter's priority. */
 export function envoyFilterResource(metadata: Record<string, unknown>, selector: Record<string, string>, configPatches: unknown[]): Record<string, unknown> {
-  return { apiVersion: "networking.istio.io/v1alpha3", kind: "EnvoyFilter", metadata, spec: { workloadSelector: { labels: selector }, configPatches } };
+  const filter = (metadata.labels as Record<string, string> | undefined)?.["filter-suite/filter"];
+  const priority = filter === undefined ? undefined : SUITE_PRIORITY[filter];
+  if (priority === undefined) throw new Error(`envoyFilterResource: ${String(metadata.name)}: no suite priority for filter ${String(filter)}`);
+  return { apiVersion: "networking.istio.io/v1alpha3", kind: "EnvoyFilter", metadata, spec: { workloadSelector: { labels: selector }, priority, configPatches } };
 }
 
 /** The match of an HTTP filter inserted just before the router of the HTTP connection manager in `context`. */
