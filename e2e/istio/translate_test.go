@@ -13,7 +13,9 @@ import (
 	"time"
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	wasmfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/test/xds"
@@ -334,5 +336,66 @@ func TestGatewayOrderDoesNotDependOnCreationTime(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// wasmConfigs returns the wasm PluginConfig of every HTTP filter named `name` on the listeners.
+func wasmConfigs(t *testing.T, ls []*listener.Listener, name string) []*wasmv3.PluginConfig {
+	t.Helper()
+	var out []*wasmv3.PluginConfig
+	for _, l := range ls {
+		for _, fc := range l.FilterChains {
+			for _, f := range fc.Filters {
+				if f.Name != "envoy.filters.network.http_connection_manager" {
+					continue
+				}
+				for _, hf := range xdstest.UnmarshalAny[hcm.HttpConnectionManager](t, f.GetTypedConfig()).HttpFilters {
+					if hf.Name == name {
+						out = append(out, xdstest.UnmarshalAny[wasmfilter.Wasm](t, hf.GetTypedConfig()).Config)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// The typed config Istio pushes is the one meant: root_id and vm_id the module's name, the
+// module from the mounted file, the failure policy the filter's README argues for.
+func TestTypedConfig(t *testing.T) {
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: shipped(t, envoyFilterPlacement) + "\n---\n" + meshGatewayConfig, KubernetesObjectString: meshKube + "\n---\n" + meshGatewayKube})
+	version := SupportedVersions[len(SupportedVersions)-1]
+	sidecar := s.Listeners(sidecarOf(s, version, "shop", "10.0.0.10", map[string]string{"app": "checkout"}))
+	gateway := s.Listeners(gatewayOf(s, version))
+	cases := []struct {
+		filter string
+		ls     []*listener.Listener
+		policy wasmv3.FailurePolicy
+	}{
+		{"adaptive-ratelimit", sidecar, wasmv3.FailurePolicy_FAIL_OPEN},
+		{"header-normalizer", gateway, wasmv3.FailurePolicy_FAIL_OPEN},
+		{"env-router", gateway, wasmv3.FailurePolicy_FAIL_OPEN},
+		{"podip-router", gateway, wasmv3.FailurePolicy_FAIL_RELOAD},
+	}
+	for _, c := range cases {
+		configs := wasmConfigs(t, c.ls, c.filter)
+		if len(configs) == 0 {
+			t.Errorf("%s: not found", c.filter)
+			continue
+		}
+		for _, cfg := range configs {
+			if cfg.RootId != c.filter || cfg.GetVmConfig().GetVmId() != c.filter {
+				t.Errorf("%s: root_id %q, vm_id %q", c.filter, cfg.RootId, cfg.GetVmConfig().GetVmId())
+			}
+			if got := cfg.GetVmConfig().GetCode().GetLocal().GetFilename(); got != "/var/local/lib/wasm/"+c.filter+".wasm" {
+				t.Errorf("%s: module from %q", c.filter, got)
+			}
+			if cfg.FailurePolicy != c.policy || cfg.FailOpen {
+				t.Errorf("%s: failure_policy %v, fail_open %v; want %v and no legacy fail_open", c.filter, cfg.FailurePolicy, cfg.FailOpen, c.policy)
+			}
+			if cfg.GetConfiguration().GetTypeUrl() != "type.googleapis.com/google.protobuf.StringValue" {
+				t.Errorf("%s: configuration is a %s, not a StringValue", c.filter, cfg.GetConfiguration().GetTypeUrl())
+			}
+		}
 	}
 }

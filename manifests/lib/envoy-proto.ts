@@ -41,9 +41,26 @@ export function envoyApi(): protobuf.Root {
     return target;
   };
   root.loadSync(ENTRY_FILES, { keepCase: true });
+  addNewerFields(root);
   root.resolveAll();
   cached = root;
   return root;
+}
+
+/**
+ * Fields Envoy gained after the API snapshot these protos come from (the one bundled with
+ * @grpc/grpc-js-xds), as Envoy 1.33+ defines them: PluginConfig.failure_policy (field 7, enum
+ * FailurePolicy: UNSPECIFIED 0, FAIL_RELOAD 1, FAIL_CLOSED 2, FAIL_OPEN 3). Real Envoy's
+ * `--mode validate` checks the same manifests too.
+ */
+function addNewerFields(root: protobuf.Root): void {
+  const wasm = root.lookup("envoy.extensions.wasm.v3") as protobuf.Namespace | null;
+  const plugin = root.lookup("envoy.extensions.wasm.v3.PluginConfig") as protobuf.Type | null;
+  if (!wasm || !plugin || plugin.fields.failure_policy) return;
+  if (!wasm.get("FailurePolicy")) wasm.add(new protobuf.Enum("FailurePolicy", { UNSPECIFIED: 0, FAIL_RELOAD: 1, FAIL_CLOSED: 2, FAIL_OPEN: 3 }));
+  const field = new protobuf.Field("failure_policy", 7, "FailurePolicy");
+  plugin.add(field);
+  field.resolve();
 }
 
 const TYPE_PREFIX = "type.googleapis.com/";

@@ -25,7 +25,11 @@ export interface WasmFilterSpec {
   configuration: object;
   /** Where Envoy finds the module (standalone and EnvoyFilter placements). */
   filename: string;
-  /** Legacy fail_open (valid on Envoy 1.28-1.36); false means fail closed. */
+  /**
+   * Fail open (`failure_policy: FAIL_OPEN`: the filter is skipped once its VM failed) or closed
+   * (`FAIL_RELOAD`: 503 while a fresh VM is started after the backoff). Every supported Envoy
+   * (1.36+) has failure_policy, so the deprecated legacy `fail_open` is not used.
+   */
   failOpen: boolean;
 }
 
@@ -64,7 +68,7 @@ export function wasmHttpFilter(spec: WasmFilterSpec, nameSuffix = ""): Record<st
       config: {
         name: spec.filter + nameSuffix,
         root_id: spec.filter,
-        fail_open: spec.failOpen,
+        failure_policy: spec.failOpen ? "FAIL_OPEN" : "FAIL_RELOAD",
         configuration: {
           "@type": "type.googleapis.com/google.protobuf.StringValue",
           value: JSON.stringify(spec.configuration),

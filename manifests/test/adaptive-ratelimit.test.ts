@@ -21,7 +21,7 @@ describe("adaptive-ratelimit manifests", () => {
     expect(patch.match.context).toBe("SIDECAR_INBOUND");
     expect(validateMessage("envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter", patch.patch.value)).toEqual([]);
     const config = patch.patch.value.typed_config.config;
-    expect(config.fail_open).toBe(true);
+    expect(config.failure_policy).toBe("FAIL_OPEN");
     expect(() => loads(config.configuration.value)).not.toThrow();
   });
 

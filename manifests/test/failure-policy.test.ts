@@ -30,7 +30,7 @@ function shipped(): Map<string, Found[]> {
     const o = node as Record<string, any>;
     if (typeof o.root_id === "string" && o.vm_config) {
       const stance = o.fail_open === true ? "open" : o.fail_open === false ? "closed"
-        : o.failure_policy === "FAIL_OPEN" ? "open" : o.failure_policy === "FAIL_CLOSED" ? "closed" : "unset";
+        : o.failure_policy === "FAIL_OPEN" ? "open" : o.failure_policy === "FAIL_CLOSED" || o.failure_policy === "FAIL_RELOAD" ? "closed" : "unset";
       byFilter.get(o.root_id)?.push({ file, where: `plugin ${o.name ?? o.root_id}`, stance });
     }
     if (o.kind === "WasmPlugin") {

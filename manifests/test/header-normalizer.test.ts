@@ -62,7 +62,7 @@ describe("manifests/envoy/header-normalizer.yaml (standalone Envoy)", () => {
     const names = hcm.http_filters.map((f: any) => f.name);
     expect(names).toEqual(["header-normalizer", "envoy.filters.http.router"]);
     const plugin = hcm.http_filters[0].typed_config.config;
-    expect(plugin.fail_open).toBe(true);
+    expect(plugin.failure_policy).toBe("FAIL_OPEN");
     const envoy = new Envoy({ workers: 1 });
     expect(() => envoy.addPlugin({
       name: plugin.name, rootId: plugin.root_id, vmId: plugin.vm_config.vm_id,
