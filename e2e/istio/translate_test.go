@@ -17,7 +17,9 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 
+	"istio.io/istio/pilot/pkg/config/kube/crd"
 	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pkg/config/schema/collections"
 	"istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pilot/test/xdstest"
 	"sigs.k8s.io/yaml"
@@ -395,6 +397,61 @@ func TestTypedConfig(t *testing.T) {
 			}
 			if cfg.GetConfiguration().GetTypeUrl() != "type.googleapis.com/google.protobuf.StringValue" {
 				t.Errorf("%s: configuration is a %s, not a StringValue", c.filter, cfg.GetConfiguration().GetTypeUrl())
+			}
+		}
+	}
+}
+
+// everyShippedFile lists every Istio resource file the suite ships (all placements and modes).
+func everyShippedFile(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	root := repoRoot(t)
+	dirs, err := os.ReadDir(filepath.Join(root, "manifests"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		switch d.Name() {
+		case "envoy", "grafana", "src", "lib", "test":
+			continue
+		}
+		if !d.IsDir() {
+			continue
+		}
+		entries, _ := os.ReadDir(filepath.Join(root, "manifests", d.Name()))
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".yaml") {
+				out = append(out, d.Name()+"/"+e.Name())
+			}
+		}
+	}
+	return out
+}
+
+// Istio's own validation (what its admission webhook runs) accepts every shipped resource.
+func TestIstioValidationAcceptsEveryResource(t *testing.T) {
+	for _, f := range everyShippedFile(t) {
+		configs, _, err := crd.ParseInputs(shipped(t, []string{f}))
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if len(configs) == 0 {
+			t.Errorf("%s: no resources", f)
+		}
+		for _, c := range configs {
+			schema, ok := collections.All.FindByGroupVersionAliasesKind(c.GroupVersionKind)
+			if !ok {
+				t.Errorf("%s: %s is not a kind Istio knows", f, c.GroupVersionKind)
+				continue
+			}
+			warnings, err := schema.ValidateConfig(c)
+			if err != nil {
+				t.Errorf("%s: %s %s/%s: %v", f, c.GroupVersionKind.Kind, c.Namespace, c.Name, err)
+			}
+			if warnings != nil {
+				t.Logf("%s: %s %s/%s: warning: %v", f, c.GroupVersionKind.Kind, c.Namespace, c.Name, warnings)
 			}
 		}
 	}
