@@ -15,7 +15,9 @@ import (
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	wasmfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	upstreamhttp "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
+	"google.golang.org/protobuf/proto"
 
 	"istio.io/istio/pilot/pkg/config/kube/crd"
 	"istio.io/istio/pilot/pkg/model"
@@ -454,5 +456,87 @@ func TestIstioValidationAcceptsEveryResource(t *testing.T) {
 				t.Logf("%s: %s %s/%s: warning: %v", f, c.GroupVersionKind.Kind, c.Namespace, c.Name, warnings)
 			}
 		}
+	}
+}
+
+// legacy-app in default (header-normalizer's app) and a caller that opted into case
+// preservation (filter-suite/preserve-header-case: "true"), with the plain mesh around them.
+const legacyKube = `
+apiVersion: v1
+kind: Service
+metadata: {name: legacy-app, namespace: default}
+spec:
+  clusterIP: 10.96.0.20
+  selector: {app: legacy-app}
+  ports: [{name: http, port: 8080, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: legacy-app-0, namespace: default, labels: {app: legacy-app}}
+spec: {containers: [{name: app, image: app}]}
+status: {podIP: 10.0.0.20, phase: Running, conditions: [{type: Ready, status: "True"}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: legacy-app, namespace: default, labels: {kubernetes.io/service-name: legacy-app}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.20], conditions: {ready: true}, targetRef: {kind: Pod, name: legacy-app-0, namespace: default}}]
+ports: [{name: http, port: 8080}]
+`
+
+// The HttpProtocolOptions of a cluster, or nil.
+func httpOptions(t *testing.T, s *xds.FakeDiscoveryServer, p *model.Proxy, cluster string) *upstreamhttp.HttpProtocolOptions {
+	t.Helper()
+	c := xdstest.ExtractCluster(cluster, s.Clusters(p))
+	if c == nil {
+		t.Fatalf("no cluster %s", cluster)
+	}
+	a := c.TypedExtensionProtocolOptions["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+	if a == nil {
+		return nil
+	}
+	return xdstest.UnmarshalAny[upstreamhttp.HttpProtocolOptions](t, a)
+}
+
+// Patches add to Istio's settings and replace none. The preserve-case EnvoyFilters MERGE the
+// app's cluster's typed_extension_protocol_options, a map entry that Istio's merge replaces
+// whole: a DestinationRule's connection pool (common_http_protocol_options) would be lost. So
+// they are guarded to Istio 1.20-1.24, which lack Istio's own option: on every supported Istio
+// the caller's cluster is exactly what Istio makes of the DestinationRule; on 1.24 the patch
+// applies (and replaces, which its file says).
+func TestPreserveCaseLeavesIstiosClusterSettingsOnSupportedIstio(t *testing.T) {
+	callerLabels := map[string]string{"app": "caller", "filter-suite/preserve-header-case": "true"}
+	kube := meshKube + "\n---\n" + legacyKube
+	cluster := "outbound|8080||legacy-app.default.svc.cluster.local"
+	// A user's DestinationRule for the app: Istio turns its connection pool into
+	// common_http_protocol_options on the cluster.
+	dr := `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: legacy-app, namespace: default}
+spec:
+  host: legacy-app.default.svc.cluster.local
+  trafficPolicy: {connectionPool: {http: {idleTimeout: 30s, maxRequestsPerConnection: 10}}}
+`
+	without := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: dr, KubernetesObjectString: kube})
+	with := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: dr + "\n---\n" + shipped(t, envoyFilterPlacement), KubernetesObjectString: kube})
+	for _, version := range append(append([]string{}, SupportedVersions...), "1.24.0") {
+		t.Run("Istio "+version, func(t *testing.T) {
+			base := httpOptions(t, without, sidecarOf(without, version, "default", "10.0.0.30", callerLabels), cluster)
+			if base.GetCommonHttpProtocolOptions() == nil {
+				t.Fatalf("Istio set no common_http_protocol_options from the DestinationRule: %v", base)
+			}
+			patched := httpOptions(t, with, sidecarOf(with, version, "default", "10.0.0.30", callerLabels), cluster)
+			if version == "1.24.0" {
+				if patched.GetExplicitHttpConfig().GetHttpProtocolOptions().GetHeaderKeyFormat().GetStatefulFormatter() == nil {
+					t.Errorf("the preserve-case patch did not apply on Istio 1.24: %v", patched)
+				}
+				t.Logf("Istio 1.24, with the patch: %v (without: %v)", patched, base)
+				return
+			}
+			if !proto.Equal(base, patched) {
+				t.Errorf("the shipped resources changed Istio's settings of the caller's cluster:\nwithout them: %v\nwith them:    %v", base, patched)
+			}
+		})
 	}
 }

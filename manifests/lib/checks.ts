@@ -7,7 +7,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { Envoy, PluginLoadError } from "../../runtime/host/src/index.js";
 import { validateMessage } from "./envoy-proto.js";
 import { validateIstio } from "./istio.js";
-import { PROXY_VERSION_REGEX, UNPINNED_DIGEST } from "../src/wasm.js";
+import { LEGACY_PRESERVE_CASE_PROXY_VERSION, PROXY_VERSION_REGEX, UNPINNED_DIGEST } from "../src/wasm.js";
 
 const root = new URL("../../", import.meta.url).pathname;
 const WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
@@ -105,7 +105,9 @@ export function checkDocument(doc: any, where: string): string[] {
     }
     for (const [i, p] of (doc.spec?.configPatches ?? []).entries()) {
       const at = `${where}: configPatches[${i}]`;
-      if (p.match?.proxy?.proxyVersion !== PROXY_VERSION_REGEX) problems.push(`${at}: proxyVersion must be ${PROXY_VERSION_REGEX}`);
+      // The preserve-case EnvoyFilters are for Istio before 1.25 only (LEGACY_PRESERVE_CASE_PROXY_VERSION).
+      const guard = String(doc.metadata?.name ?? "").startsWith("header-normalizer-preserve-case") ? LEGACY_PRESERVE_CASE_PROXY_VERSION : PROXY_VERSION_REGEX;
+      if (p.match?.proxy?.proxyVersion !== guard) problems.push(`${at}: proxyVersion must be ${guard}`);
       const type = PATCH_TYPES[p.applyTo];
       if (!type) { problems.push(`${at}: no Envoy type known for applyTo ${p.applyTo}`); continue; }
       problems.push(...validateMessage(type, p.patch?.value, `${at}.patch.value`, { partial: p.patch?.operation === "MERGE" }));

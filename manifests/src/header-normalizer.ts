@@ -1,7 +1,7 @@
 // header-normalizer's resources: the filter on a workload's inbound sidecar and on the gateway
 // (EnvoyFilter or WasmPlugin), and the preserve_case formatter that restores header-name case on
 // HTTP/1 hops (on the connection managers and on the clusters; Envoy's own headers Proper-Case).
-import { CONTEXT, envoyFilter, envoyFilterResource, HCM_NAME, HCM_TYPE, hcmListener, PROXY_VERSION_REGEX, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { CONTEXT, envoyFilter, envoyFilterResource, HCM_NAME, HCM_TYPE, hcmListener, LEGACY_PRESERVE_CASE_PROXY_VERSION, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export const PRESERVE_CASE = {
   name: "preserve_case",
@@ -60,19 +60,19 @@ export const CASE_EXAMPLE: CaseSpec = {
 
 /**
  * preserve_case for Istio versions without ProxyConfig.proxyHeaders.preserveHttp1HeaderCase
- * (before 1.25), scoped to the one HTTP/1.1 app: on each hop the connection manager of the
+ * (1.20-1.24, guarded to them: see LEGACY_PRESERVE_CASE_PROXY_VERSION), scoped to the one HTTP/1.1 app: on each hop the connection manager of the
  * listener on the app's port captures the request's names, and the app's cluster (and only it)
  * captures the response's. Every other cluster keeps Istio's own protocol options.
  */
 export function preserveCaseEnvoyFilters(spec: CaseSpec = CASE_EXAMPLE): Record<string, unknown>[] {
   const hcm = (context: string, port: number) => ({
     applyTo: "NETWORK_FILTER",
-    match: { context, proxy: { proxyVersion: PROXY_VERSION_REGEX }, listener: { portNumber: port, filterChain: { filter: { name: HCM_NAME } } } },
+    match: { context, proxy: { proxyVersion: LEGACY_PRESERVE_CASE_PROXY_VERSION }, listener: { portNumber: port, filterChain: { filter: { name: HCM_NAME } } } },
     patch: { operation: "MERGE", value: { name: HCM_NAME, typed_config: { "@type": HCM_TYPE, http_protocol_options: { header_key_format: { stateful_formatter: PRESERVE_CASE } } } } },
   });
   const cluster = (context: string, match: Record<string, unknown>) => ({
     applyTo: "CLUSTER",
-    match: { context, proxy: { proxyVersion: PROXY_VERSION_REGEX }, cluster: match },
+    match: { context, proxy: { proxyVersion: LEGACY_PRESERVE_CASE_PROXY_VERSION }, cluster: match },
     patch: { operation: "MERGE", value: { typed_extension_protocol_options: clusterProtocolOptions() } },
   });
   const { app } = spec;

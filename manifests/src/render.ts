@@ -68,7 +68,9 @@ export function renderAll(): Map<string, string> {
     HEADER + "# The same placements as WasmPlugins. Not appliable as committed (sha256 is a placeholder Istio's schema refuses): npm run package writes copies pinned by digest.\n" + docs(hn.wasmPlugins()));
   out.set("header-normalizer/preserve-case.envoyfilter.yaml",
     HEADER + "# Keeps the case of HTTP/1.1 header names between clients, the ingress gateway, calling workloads and the app\n" +
-    "# legacy-app.default:8080, for Istio before 1.25. On Istio 1.25+ use Istio's own option instead, on the app's pods, the\n" +
+    "# legacy-app.default:8080, for Istio 1.20-1.24 only (proxyVersion): its cluster MERGE replaces the cluster's whole\n" +
+    "# HttpProtocolOptions, a DestinationRule's connection pool settings for the app with it. On Istio 1.25+, which the\n" +
+    "# suite supports from 1.28, use Istio's own option instead, on the app's pods, the\n" +
     "# callers' pods and the gateway (or mesh-wide in meshConfig.defaultConfig):\n" +
     "#   proxy.istio.io/config: '{\"proxyHeaders\":{\"preserveHttp1HeaderCase\":true}}'\n" +
     "# Each hop: Envoy's preserve_case formatter on the connection manager of the listener on the app's port (captures the\n" +

@@ -10,6 +10,15 @@
  */
 export const PROXY_VERSION_REGEX = "^1\\.(2[89]|3[0-2])\\..*";
 
+/**
+ * The preserve-case EnvoyFilters' guard: Istio 1.20-1.24, the releases without Istio's own
+ * ProxyConfig.proxyHeaders.preserveHttp1HeaderCase. On the supported 1.28-1.32 they must not
+ * apply: their cluster MERGE replaces the cluster's whole HttpProtocolOptions (a
+ * DestinationRule's idle timeout and max requests per connection with it), where Istio's own
+ * option adds the formatter to what it generates (e2e/istio shows both).
+ */
+export const LEGACY_PRESERVE_CASE_PROXY_VERSION = "^1\\.(2[0-4])\\..*";
+
 export type Placement = "sidecar-inbound" | "sidecar-outbound" | "gateway";
 
 export const CONTEXT: Record<Placement, string> = {
