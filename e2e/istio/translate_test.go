@@ -540,3 +540,152 @@ spec:
 		})
 	}
 }
+
+// bookinfo with env-labelled workloads (env-router's example): reviews in feature-x has the
+// label that opts a workload in; ratings in default does not.
+const bookinfoKube = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: bookinfo}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: bookinfo}
+spec: {clusterIP: 10.96.1.2, selector: {app: reviews}, ports: [{name: http, port: 9080, targetPort: 9080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ratings, namespace: bookinfo}
+spec: {clusterIP: 10.96.1.3, selector: {app: ratings}, ports: [{name: http, port: 9080, targetPort: 9080}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reviews-feature-x-0, namespace: bookinfo, labels: {app: reviews, env: feature-x, env-router.filter-suite/enabled: "true"}}
+spec: {containers: [{name: app, image: app}]}
+status: {podIP: 10.0.1.2, phase: Running, conditions: [{type: Ready, status: "True"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ratings-default-0, namespace: bookinfo, labels: {app: ratings, env: default}}
+spec: {containers: [{name: app, image: app}]}
+status: {podIP: 10.0.1.3, phase: Running, conditions: [{type: Ready, status: "True"}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: reviews, namespace: bookinfo, labels: {kubernetes.io/service-name: reviews}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.1.2], conditions: {ready: true}, targetRef: {kind: Pod, name: reviews-feature-x-0, namespace: bookinfo}}]
+ports: [{name: http, port: 9080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ratings, namespace: bookinfo, labels: {kubernetes.io/service-name: ratings}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.1.3], conditions: {ready: true}, targetRef: {kind: Pod, name: ratings-default-0, namespace: bookinfo}}]
+ports: [{name: http, port: 9080}]
+`
+
+// Where env-router's and header-normalizer's READMEs put them on sidecars: env-router on both
+// directions of an opted-in bookinfo workload and nowhere on one that did not opt in;
+// header-normalizer on legacy-app's inbound only.
+func TestSidecarPlacements(t *testing.T) {
+	kube := meshKube + "\n---\n" + legacyKube + "\n---\n" + bookinfoKube
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: shipped(t, envoyFilterPlacement), KubernetesObjectString: kube})
+	count := func(chains map[string][]string, filter string) (in, out int) {
+		for name, filters := range chains {
+			if !has(filters, filter) {
+				continue
+			}
+			if strings.HasPrefix(name, "virtualInbound ") {
+				in++
+			} else {
+				out++
+			}
+		}
+		return
+	}
+	for _, version := range SupportedVersions {
+		t.Run("Istio "+version, func(t *testing.T) {
+			reviews := httpFilters(t, s.Listeners(sidecarOf(s, version, "bookinfo", "10.0.1.2", map[string]string{"app": "reviews", "env": "feature-x", "env-router.filter-suite/enabled": "true"})))
+			if in, out := count(reviews, "env-router"); in == 0 || out == 0 {
+				t.Errorf("reviews (opted in): env-router on %d inbound and %d outbound chains, want both; chains %v", in, out, reviews)
+			}
+			ratings := httpFilters(t, s.Listeners(sidecarOf(s, version, "bookinfo", "10.0.1.3", map[string]string{"app": "ratings", "env": "default"})))
+			if in, out := count(ratings, "env-router"); in+out != 0 {
+				t.Errorf("ratings (not opted in): env-router on %d inbound and %d outbound chains", in, out)
+			}
+			legacy := httpFilters(t, s.Listeners(sidecarOf(s, version, "default", "10.0.0.20", map[string]string{"app": "legacy-app"})))
+			if in, out := count(legacy, "header-normalizer"); in == 0 || out != 0 {
+				t.Errorf("legacy-app: header-normalizer on %d inbound and %d outbound chains, want inbound only; chains %v", in, out, legacy)
+			}
+			for _, chains := range []map[string][]string{reviews, ratings, legacy} {
+				for name, filters := range chains {
+					if has(filters, "podip-router") || (has(filters, "adaptive-ratelimit")) {
+						t.Errorf("%s: a gateway or checkout filter on this sidecar: %v", name, filters)
+					}
+				}
+			}
+		})
+	}
+}
+
+// wasmPluginPlacement: the same placements as WasmPlugins (pulled from a registry, becoming
+// extension configs Istio serves over ECDS).
+var wasmPluginPlacement = []string{
+	"adaptive-ratelimit/wasmplugin.yaml",
+	"env-router/wasmplugin.yaml",
+	"header-normalizer/wasmplugin.yaml",
+	"podip-router/wasmplugin.yaml",
+}
+
+// The WasmPlugins land where the EnvoyFilters do: the ingress gateway's chain carries
+// header-normalizer before env-router (phase STATS, priority 300 before 10), and each becomes an
+// extension config with the module from its OCI image and the README's failure policy.
+func TestWasmPluginPlacement(t *testing.T) {
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: shipped(t, wasmPluginPlacement) + "\n---\n" + meshGatewayConfig, KubernetesObjectString: meshKube + "\n---\n" + meshGatewayKube})
+	for _, version := range SupportedVersions {
+		t.Run("Istio "+version, func(t *testing.T) {
+			p := gatewayOf(s, version)
+			chains := httpFilters(t, s.Listeners(p))
+			if len(chains) == 0 {
+				t.Fatal("no HTTP chain on the gateway")
+			}
+			// Istio names the filter of a WasmPlugin after it (this Istio: a traffic extension
+			// "extensions.istio.io/trafficextension/<namespace>.<name>~istio-translated-wasmplugin").
+			var names []string
+			for name, filters := range chains {
+				hn, er := -1, -1
+				for i, f := range filters {
+					switch {
+					case strings.Contains(f, "istio-system.header-normalizer-gateway"):
+						hn = i
+						names = append(names, f)
+					case strings.Contains(f, "istio-system.env-router-gateway"):
+						er = i
+						names = append(names, f)
+					case strings.Contains(f, "shop.adaptive-ratelimit"), strings.Contains(f, "istio-system.podip-router"):
+						t.Errorf("%s: %s on the ingress gateway: %v", name, f, filters)
+					}
+				}
+				if hn < 0 || er < 0 || hn > er {
+					t.Errorf("%s: want header-normalizer then env-router: %v", name, filters)
+				}
+				break
+			}
+			ecds := s.ConfigGen.BuildExtensionConfiguration(p, s.PushContext(), names, nil)
+			if len(ecds) != 2 {
+				t.Fatalf("extension configs: %d, want 2", len(ecds))
+			}
+			for _, ec := range ecds {
+				w := xdstest.UnmarshalAny[wasmfilter.Wasm](t, ec.TypedConfig)
+				remote := w.GetConfig().GetVmConfig().GetCode().GetRemote().GetHttpUri().GetUri()
+				if !strings.HasPrefix(remote, "oci://ghcr.io/example/filter-suite/") {
+					t.Errorf("%s: module from %q", ec.Name, remote)
+				}
+				if w.GetConfig().GetFailurePolicy() != wasmv3.FailurePolicy_FAIL_OPEN && !w.GetConfig().GetFailOpen() {
+					t.Errorf("%s: does not fail open: %v", ec.Name, w.GetConfig())
+				}
+			}
+		})
+	}
+}
