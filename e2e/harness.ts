@@ -91,7 +91,7 @@ export function send(base: string, req: Request): Promise<Reply> {
   const raw: string[] = [];
   for (const [k, v] of req.headers ?? []) raw.push(k, v);
   // With raw header lines Node adds no Host of its own.
-  if (!(req.headers ?? []).some(([k]) => k.toLowerCase() === "host")) raw.push("Host", process.env.E2E_TARGET === "kind" ? "web" : u.host);
+  if (!(req.headers ?? []).some(([k]) => k.toLowerCase() === "host")) raw.push("Host", process.env.E2E_TARGET === "kind" ? "web.e2e.svc.cluster.local" : u.host);
   if (req.body !== undefined) raw.push("content-length", String(Buffer.byteLength(req.body)));
   return new Promise((resolve, reject) => {
     const r = httpRequest({ host: u.hostname, port: Number(u.port), method: req.method ?? (req.body !== undefined ? "POST" : "GET"), path: req.path, headers: raw, agent: false }, (res) => {

@@ -10,6 +10,19 @@ const digests = Object.fromEntries(["adaptive-ratelimit", "env-router", "header-
 const istio = istioResources(digests, "kind-registry:5000/suite") as any[];
 
 describe("kind target resources", () => {
+  test("every Gateway host and every host of a VirtualService bound to a gateway is a fully qualified name (Istio refuses short ones there)", () => {
+    const hosts = istio.flatMap((d) => d.kind === "Gateway" ? d.spec.servers.flatMap((s: any) => s.hosts)
+      : d.kind === "VirtualService" && (d.spec.gateways ?? []).some((g: string) => g !== "mesh") ? d.spec.hosts : []);
+    expect(hosts.length).toBeGreaterThan(0);
+    expect(hosts.filter((h: string) => !/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(h))).toEqual([]);
+  });
+
+  test("every image is pinned to a version", () => {
+    const images = (kubernetesResources("") as any[]).flatMap((d) => d.spec?.template?.spec?.containers?.map((c: any) => c.image) ?? []);
+    expect(images.length).toBeGreaterThan(0);
+    expect(images.filter((i: string) => !/:\d+\.\d+\.\d+/.test(i))).toEqual([]);
+  });
+
   test.each(istio.map((d, i) => [`${d.kind} ${d.metadata.name}`, d, i]))("%s passes the manifests checks", (_n, doc, i) => {
     expect(checkDocument(doc, `istio[${i}]`)).toEqual([]);
   });

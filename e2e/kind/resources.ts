@@ -1,4 +1,4 @@
-// Everything the kind target deploys, as plain objects: the echo services (node:20-alpine
+// Everything the kind target deploys, as plain objects: the echo services (node:20.19.0-alpine
 // running the bundled echo from a ConfigMap), an ingress Gateway, per service a DestinationRule
 // (subset per env label) and a VirtualService on x-env-route for both the mesh and the ingress,
 // the four filters as WasmPlugins pinned to the images `npm run package` pushed, and Envoy's
@@ -33,7 +33,7 @@ function deployment(service: string, env: string, replicas: number): Record<stri
         metadata: { labels: { app: service, env, "env-router": "enabled" } },
         spec: {
           containers: [{
-            name: "echo", image: "node:20-alpine", command: ["node", "/echo/echo.mjs"], ports: [{ containerPort: 8080 }],
+            name: "echo", image: "node:20.19.0-alpine", command: ["node", "/echo/echo.mjs"], ports: [{ containerPort: 8080 }],
             env: [{ name: "ECHO_SERVICE", value: service }, { name: "ECHO_ENV", value: env }, { name: "ECHO_POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } }],
             volumeMounts: [{ name: "echo", mountPath: "/echo" }],
           }],
@@ -59,7 +59,8 @@ export function kubernetesResources(echoJs: string): Record<string, unknown>[] {
 export function istioResources(digests: Record<string, string>, registry: string): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [{
     apiVersion: "networking.istio.io/v1", kind: "Gateway", metadata: { name: "e2e", namespace: NS },
-    spec: { selector: { istio: "ingressgateway" }, servers: [{ port: { number: 80, name: "http", protocol: "HTTP" }, hosts: Object.keys(SERVICES) }] },
+    // FQDNs: Istio refuses short host names on a Gateway and on the VirtualServices bound to it.
+    spec: { selector: { istio: "ingressgateway" }, servers: [{ port: { number: 80, name: "http", protocol: "HTTP" }, hosts: Object.keys(SERVICES).map((s) => `${s}.${NS}.svc.cluster.local`) }] },
   }];
   // env-router's resources from the shipped generator, with the kind target's values: what is
   // tested is what is shipped. The gateway trusts every caller here (test only: the suite's
@@ -89,7 +90,7 @@ export function istioResources(digests: Record<string, string>, registry: string
     namespace: "istio-system", gatewaySelector: gw, pinGatewaySelector: gw, gatewayVirtualHost: "*:80",
     originalDstIdentities: [`spiffe://cluster.local/ns/${NS}/sa/default`],
     image: { url: `oci://${registry}/podip-router@sha256:${digests["podip-router"]}`, sha256: digests["podip-router"] },
-    configuration: { allowed_cidrs: [POD_CIDR], allowed_ports: [8080], default_port: 8080, authorization: { source_cidrs: ["0.0.0.0/0"] }, session_header: SESSION_HEADER, pin_header: PIN_HEADER, rewrite_authority: "web", ...stamp },
+    configuration: { allowed_cidrs: [POD_CIDR], allowed_ports: [8080], default_port: 8080, authorization: { source_cidrs: ["0.0.0.0/0"] }, session_header: SESSION_HEADER, pin_header: PIN_HEADER, rewrite_authority: `web.${NS}.svc.cluster.local`, ...stamp },
   }));
   // Header-name case kept on the HTTP/1 hops: the ingress gateway and the web pods' sidecars.
   const [onWeb, , onGateway] = preserveCaseEnvoyFilters({

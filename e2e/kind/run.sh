@@ -10,7 +10,11 @@
 #      (KEEP_CLUSTER=1 keeps it).
 set -euo pipefail
 
-ISTIO_VERSION="${ISTIO_VERSION:-1.26.2}"
+ISTIO_VERSION="${ISTIO_VERSION:-1.28.0}"
+# Every image is pinned: the kind node, the registry, and the echo pods' Node (resources.ts);
+# Istio's come from the pinned istioctl.
+KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-kindest/node:v1.33.1}"
+REGISTRY_IMAGE="${REGISTRY_IMAGE:-registry:2.8.3}"
 CLUSTER="${CLUSTER:-filter-suite-e2e}"
 REGISTRY_PORT="${REGISTRY_PORT:-5001}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -26,7 +30,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   exit 2
 fi
 if ! istioctl version --remote=false 2>/dev/null | grep -q "${ISTIO_VERSION}"; then
-  echo "istioctl ${ISTIO_VERSION} expected (set ISTIO_VERSION to use another supported minor, 1.20-1.28)." >&2
+  echo "istioctl ${ISTIO_VERSION} expected (set ISTIO_VERSION to use another supported minor, 1.28-1.32)." >&2
   exit 2
 fi
 
@@ -47,7 +51,8 @@ cleanup() {
   if [ -n "${PORT_FORWARD_PID:-}" ]; then kill "${PORT_FORWARD_PID}" 2>/dev/null || true; fi
   if [ "${KEEP_CLUSTER:-0}" != "1" ]; then
     kind delete cluster --name "${CLUSTER}" >/dev/null 2>&1 || true
-    docker rm -f kind-registry >/dev/null 2>&1 || true
+    # Only a registry this run started; one that was already there is someone else's.
+    if [ "${CREATED_REGISTRY:-0}" = "1" ]; then docker rm -f kind-registry >/dev/null 2>&1 || true; fi
   fi
   exit "${status}"
 }
@@ -55,7 +60,12 @@ trap cleanup EXIT
 
 echo "== registry and cluster"
 if [ "$(docker inspect -f '{{.State.Running}}' kind-registry 2>/dev/null || true)" != "true" ]; then
-  docker run -d --restart=always -p "127.0.0.1:${REGISTRY_PORT}:5000" --name kind-registry registry:2 >/dev/null
+  if docker inspect kind-registry >/dev/null 2>&1; then
+    echo "a stopped container named kind-registry exists and is not this script's: remove it or start it" >&2
+    exit 2
+  fi
+  docker run -d --restart=always -p "127.0.0.1:${REGISTRY_PORT}:5000" --name kind-registry "${REGISTRY_IMAGE}" >/dev/null
+  CREATED_REGISTRY=1
 fi
 cat >"${WORK}/kind.yaml" <<KIND
 kind: Cluster
@@ -63,7 +73,7 @@ apiVersion: kind.x-k8s.io/v1alpha4
 networking:
   podSubnet: "10.244.0.0/16"
 KIND
-kind create cluster --name "${CLUSTER}" --config "${WORK}/kind.yaml" --wait 120s
+kind create cluster --name "${CLUSTER}" --image "${KIND_NODE_IMAGE}" --config "${WORK}/kind.yaml" --wait 120s
 docker network connect kind kind-registry 2>/dev/null || true
 
 echo "== Istio ${ISTIO_VERSION}"
@@ -82,12 +92,25 @@ echo "== deploy"
 kubectl apply -f "${WORK}/apps.yaml"
 kubectl -n e2e wait --for=condition=available deploy --all --timeout=180s
 kubectl apply -f "${WORK}/istio.yaml"
-sleep 10 # let istiod push and the agents pull the modules
 
 WEB_PODS="$(kubectl -n e2e get pods -l app=web -o jsonpath='{range .items[*]}{.status.podIP}:8080,{end}')"
 kubectl -n istio-system port-forward svc/istio-ingressgateway 18080:80 >/dev/null 2>&1 &
 PORT_FORWARD_PID=$!
-sleep 3
+
+# Ready when the gateway answers through the port-forward with every filter's build stamp: istiod
+# has pushed and the agent has pulled each module (no fixed sleep).
+echo "== waiting for the modules on the gateway"
+deadline=$((SECONDS + 180))
+until headers="$(curl -s -o /dev/null -D - -H 'Host: web.e2e.svc.cluster.local' http://127.0.0.1:18080/api/ready 2>/dev/null)" &&
+  grep -qi '^x-header-normalizer-build:' <<<"${headers}" && grep -qi '^x-env-router-build:' <<<"${headers}" &&
+  grep -qi '^x-adaptive-ratelimit-build:' <<<"${headers}" && grep -qi '^x-podip-router-build:' <<<"${headers}"; do
+  if [ "${SECONDS}" -ge "${deadline}" ]; then
+    echo "the gateway did not serve all four modules within 180 s; last response headers:" >&2
+    echo "${headers:-none}" >&2
+    exit 1
+  fi
+  sleep 1
+done
 
 echo "== suite"
 cd "${ROOT}"

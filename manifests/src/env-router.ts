@@ -66,7 +66,9 @@ export function virtualService(spec: EnvRouterSpec, service: string): Record<str
     kind: "VirtualService",
     metadata: { name: `${service}-env`, namespace: spec.namespace },
     spec: {
-      hosts: spec.ingressGateway ? [service, host] : [host],
+      // The service's FQDN only: Istio refuses a short name bound to a gateway (it cannot tell
+      // which namespace the name means), and clients through the gateway send the FQDN as Host.
+      hosts: [host],
       ...(spec.ingressGateway ? { gateways: ["mesh", spec.ingressGateway] } : {}),
       http: [
         ...others.map((env) => ({
