@@ -689,3 +689,43 @@ func TestWasmPluginPlacement(t *testing.T) {
 		})
 	}
 }
+
+// An AuthorizationPolicy on the gateway makes Istio add its RBAC filter; header-normalizer must
+// run before it (manifests/README.md: the edge normalises before anything judges the request),
+// in both placements.
+func TestHeaderNormalizerBeforeIstiosRBACOnTheGateway(t *testing.T) {
+	policy := `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: shop-gateway, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: ALLOW
+  rules: [{to: [{operation: {hosts: [shop.example.com]}}]}]
+`
+	for _, placement := range []struct {
+		name  string
+		files []string
+	}{{"EnvoyFilter", envoyFilterPlacement}, {"WasmPlugin", wasmPluginPlacement}} {
+		t.Run(placement.name, func(t *testing.T) {
+			s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: shipped(t, placement.files) + "\n---\n" + meshGatewayConfig + "\n---\n" + policy, KubernetesObjectString: meshKube + "\n---\n" + meshGatewayKube})
+			for name, filters := range httpFilters(t, s.Listeners(gatewayOf(s, SupportedVersions[len(SupportedVersions)-1]))) {
+				hn, rbac := -1, -1
+				for i, f := range filters {
+					if strings.Contains(f, "header-normalizer") {
+						hn = i
+					}
+					if f == "envoy.filters.http.rbac" && rbac < 0 {
+						rbac = i
+					}
+				}
+				if rbac < 0 {
+					t.Fatalf("%s: Istio added no RBAC filter for the policy: %v", name, filters)
+				}
+				if hn < 0 || hn > rbac {
+					t.Errorf("%s: header-normalizer (at %d) does not run before RBAC (at %d): %v", name, hn, rbac, filters)
+				}
+			}
+		})
+	}
+}

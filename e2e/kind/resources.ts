@@ -81,7 +81,7 @@ export function istioResources(digests: Record<string, string>, registry: string
   out.push(
     plugin("adaptive-ratelimit", "adaptive-ratelimit", gw, "gateway", "istio-system", "AUTHZ", 900, "FAIL_OPEN",
       { rules: [{ name: "api", match: { path_prefix: "/api" }, controller: { signal: "latency", percentile: 99, setpoint_ms: 200, min_rate: 5, max_rate: 2000, initial_rate: 50 }, burst_ms: 200 }], ...stamp }),
-    plugin("header-normalizer", "header-normalizer", gw, "gateway", "istio-system", "STATS", 300, "FAIL_OPEN", stamp),
+    plugin("header-normalizer", "header-normalizer", gw, "gateway", "istio-system", "AUTHN", 2000, "FAIL_OPEN", stamp),
   );
   // podip-router from the shipped generator: the WasmPlugin and the strict session filter on its
   // own. Here on the one ingress gateway (the shipped example uses a dedicated pin gateway), and

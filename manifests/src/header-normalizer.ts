@@ -27,17 +27,21 @@ const CONFIG = {};
 export function placements(): Record<string, unknown>[] {
   const base = { filter: "header-normalizer", filename: "/var/local/lib/wasm/header-normalizer.wasm", failOpen: true, configuration: CONFIG };
   return [
+    // On the app's sidecar: just before the router, after anything on that proxy (an ext_authz)
+    // that could add a duplicate; the last repair before the app.
     envoyFilter({ ...base, name: "header-normalizer", namespace: "default", selector: SELECTOR, placement: "sidecar-inbound" }),
-    envoyFilter({ ...base, name: "header-normalizer-gateway", namespace: "istio-system", selector: { istio: "ingressgateway" }, placement: "gateway" }),
+    // At the edge: first, so that Istio's authentication and RBAC judge the normalised request.
+    envoyFilter({ ...base, name: "header-normalizer-gateway", namespace: "istio-system", selector: { istio: "ingressgateway" }, placement: "gateway", first: true }),
   ];
 }
 
 export function wasmPlugins(): Record<string, unknown>[] {
   const base = { filter: "header-normalizer", url: "oci://ghcr.io/example/filter-suite/header-normalizer:0.1.0",
-    sha256: UNPINNED_DIGEST, phase: "STATS" as const, priority: 300, failStrategy: "FAIL_OPEN" as const, configuration: CONFIG };
+    sha256: UNPINNED_DIGEST, failStrategy: "FAIL_OPEN" as const, configuration: CONFIG };
   return [
-    wasmPlugin({ ...base, name: "header-normalizer", namespace: "default", selector: SELECTOR, placement: "sidecar-inbound" }),
-    wasmPlugin({ ...base, name: "header-normalizer-gateway", namespace: "istio-system", selector: { istio: "ingressgateway" }, placement: "gateway" }),
+    wasmPlugin({ ...base, phase: "STATS", priority: 300, name: "header-normalizer", namespace: "default", selector: SELECTOR, placement: "sidecar-inbound" }),
+    // AUTHN, the earliest phase, ahead of podip-router's AUTHN instance (priority 1000).
+    wasmPlugin({ ...base, phase: "AUTHN", priority: 2000, name: "header-normalizer-gateway", namespace: "istio-system", selector: { istio: "ingressgateway" }, placement: "gateway" }),
   ];
 }
 

@@ -97,6 +97,8 @@ export interface IstioPlacementSpec extends WasmFilterSpec {
   namespace: string;
   selector: Record<string, string>;
   placement: Placement;
+  /** First in the chain (INSERT_FIRST), ahead of Istio's own filters, instead of just before the router. */
+  first?: boolean;
 }
 
 /**
@@ -106,9 +108,10 @@ export interface IstioPlacementSpec extends WasmFilterSpec {
  * the module can be pulled from a registry.
  */
 export function envoyFilter(spec: IstioPlacementSpec): Record<string, unknown> {
-  return envoyFilterResource(suiteMetadata(spec.name, spec.namespace, spec.filter), spec.selector, [
-    { applyTo: "HTTP_FILTER", match: beforeRouterMatch(CONTEXT[spec.placement]), patch: { operation: "INSERT_BEFORE", value: wasmHttpFilter(spec) } },
-  ]);
+  const patch = spec.first
+    ? { applyTo: "HTTP_FILTER", match: { context: CONTEXT[spec.placement], proxy: { proxyVersion: PROXY_VERSION_REGEX }, listener: { filterChain: { filter: { name: HCM_NAME } } } }, patch: { operation: "INSERT_FIRST", value: wasmHttpFilter(spec) } }
+    : { applyTo: "HTTP_FILTER", match: beforeRouterMatch(CONTEXT[spec.placement]), patch: { operation: "INSERT_BEFORE", value: wasmHttpFilter(spec) } };
+  return envoyFilterResource(suiteMetadata(spec.name, spec.namespace, spec.filter), spec.selector, [patch]);
 }
 
 /**
