@@ -729,3 +729,79 @@ spec:
 		})
 	}
 }
+
+// podip-router's dedicated pin gateway (istio: pod-gateway in istio-system).
+const podGatewayKube = `
+apiVersion: v1
+kind: Service
+metadata: {name: pod-gateway, namespace: istio-system}
+spec:
+  clusterIP: 10.96.0.3
+  selector: {istio: pod-gateway}
+  ports: [{name: http2, port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: pod-gateway-0, namespace: istio-system, labels: {istio: pod-gateway}}
+spec: {containers: [{name: istio-proxy, image: proxyv2}]}
+status: {podIP: 10.0.0.3, phase: Running, conditions: [{type: Ready, status: "True"}]}
+`
+
+const podGatewayConfig = `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: pods, namespace: istio-system}
+spec:
+  selector: {istio: pod-gateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: [pods.example.com]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: pods, namespace: shop}
+spec:
+  hosts: [pods.example.com]
+  gateways: [istio-system/pods]
+  http: [{route: [{destination: {host: checkout.shop.svc.cluster.local, port: {number: 8080}}}]}]
+`
+
+// podip-router as a WasmPlugin lands on its own pin gateway only: the authorisation-header guard
+// first, the filter, and Envoy's strict stateful_session just before the router.
+func TestPodipRouterOnItsPinGateway(t *testing.T) {
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{
+		ConfigString:           shipped(t, wasmPluginPlacement) + "\n---\n" + meshGatewayConfig + "\n---\n" + podGatewayConfig,
+		KubernetesObjectString: meshKube + "\n---\n" + meshGatewayKube + "\n---\n" + podGatewayKube,
+	})
+	labels := map[string]string{"istio": "pod-gateway"}
+	p := s.SetupProxy(&model.Proxy{
+		Type: model.Router, ConfigNamespace: "istio-system", IPAddresses: []string{"10.0.0.3"}, Labels: labels, ID: "pod-gateway-0.istio-system",
+		Metadata: &model.NodeMetadata{IstioVersion: SupportedVersions[len(SupportedVersions)-1], Labels: labels, Namespace: "istio-system"},
+	})
+	chains := httpFilters(t, s.Listeners(p))
+	if len(chains) == 0 {
+		t.Fatal("the pin gateway has no HTTP chain")
+	}
+	for name, filters := range chains {
+		guard, podip, session := -1, -1, -1
+		for i, f := range filters {
+			switch {
+			case f == "podip-router-auth-guard":
+				guard = i
+			case strings.Contains(f, "istio-system.podip-router"):
+				podip = i
+			case f == "envoy.filters.http.stateful_session":
+				session = i
+			}
+		}
+		if guard != 0 || podip < 0 || session != len(filters)-2 || podip > session {
+			t.Errorf("%s: want podip-router-auth-guard first, podip-router, stateful_session just before the router: %v", name, filters)
+		}
+	}
+	// And not on the shared ingress gateway.
+	for name, filters := range httpFilters(t, s.Listeners(gatewayOf(s, SupportedVersions[len(SupportedVersions)-1]))) {
+		for _, f := range filters {
+			if strings.Contains(f, "podip-router") || f == "envoy.filters.http.stateful_session" {
+				t.Errorf("%s: %s on the shared ingress gateway: %v", name, f, filters)
+			}
+		}
+	}
+}
