@@ -129,56 +129,65 @@ endpoints: [{addresses: [10.0.0.10], conditions: {ready: true}, targetRef: {kind
 ports: [{name: http, port: 8080}]
 `
 
-// meshGateway is the ingress gateway (istio: ingressgateway in istio-system) with a Gateway
-// for http://shop.example.com and a VirtualService to checkout.
-const meshGatewayKube = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: istio-system}
----
+// gatewayMesh is a gateway deployment in istio-system (Service and Pod labelled istio=<label>),
+// a Gateway for http://<host> on it and a VirtualService from that host to checkout.
+func gatewayMesh(label, ip, clusterIP, host string) (kube, config string) {
+	kube = fmt.Sprintf(`
 apiVersion: v1
 kind: Service
-metadata: {name: istio-ingressgateway, namespace: istio-system}
+metadata: {name: %[1]s, namespace: istio-system}
 spec:
-  clusterIP: 10.96.0.2
-  selector: {istio: ingressgateway}
+  clusterIP: %[3]s
+  selector: {istio: %[1]s}
   ports: [{name: http2, port: 80, targetPort: 8080}]
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: istio-ingressgateway-0, namespace: istio-system, labels: {istio: ingressgateway}}
+metadata: {name: %[1]s-0, namespace: istio-system, labels: {istio: %[1]s}}
 spec: {containers: [{name: istio-proxy, image: proxyv2}]}
-status: {podIP: 10.0.0.2, phase: Running, conditions: [{type: Ready, status: "True"}]}
-`
-
-const meshGatewayConfig = `
+status: {podIP: %[2]s, phase: Running, conditions: [{type: Ready, status: "True"}]}
+`, label, ip, clusterIP)
+	config = fmt.Sprintf(`
 apiVersion: networking.istio.io/v1
 kind: Gateway
-metadata: {name: shop, namespace: istio-system}
+metadata: {name: %[1]s, namespace: istio-system}
 spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: [shop.example.com]}]
+  selector: {istio: %[1]s}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: [%[2]s]}]
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
-metadata: {name: shop, namespace: shop}
+metadata: {name: %[1]s, namespace: shop}
 spec:
-  hosts: [shop.example.com]
-  gateways: [istio-system/shop]
+  hosts: [%[2]s]
+  gateways: [istio-system/%[1]s]
   http: [{route: [{destination: {host: checkout.shop.svc.cluster.local, port: {number: 8080}}}]}]
-`
+`, label, host)
+	return kube, config
+}
 
-// gatewayOf is the ingress gateway's proxy.
-func gatewayOf(s *xds.FakeDiscoveryServer, version string) *model.Proxy {
-	labels := map[string]string{"istio": "ingressgateway"}
+// The ingress gateway (istio: ingressgateway) with a Gateway for http://shop.example.com.
+var meshGatewayKube, meshGatewayConfig = gatewayMesh("ingressgateway", "10.0.0.2", "10.96.0.2", "shop.example.com")
+
+// podip-router's dedicated pin gateway (istio: pod-gateway), for http://pods.example.com.
+var podGatewayKube, podGatewayConfig = gatewayMesh("pod-gateway", "10.0.0.3", "10.96.0.3", "pods.example.com")
+
+// routerOf is the proxy of the gateway pod labelled istio=<label> at `ip`.
+func routerOf(s *xds.FakeDiscoveryServer, version, label, ip string) *model.Proxy {
+	labels := map[string]string{"istio": label}
 	return s.SetupProxy(&model.Proxy{
 		Type:            model.Router,
 		ConfigNamespace: "istio-system",
-		IPAddresses:     []string{"10.0.0.2"},
+		IPAddresses:     []string{ip},
 		Labels:          labels,
 		Metadata:        &model.NodeMetadata{IstioVersion: version, Labels: labels, Namespace: "istio-system"},
-		ID:              "istio-ingressgateway-0.istio-system",
+		ID:              label + "-0.istio-system",
 	})
+}
+
+// gatewayOf is the ingress gateway's proxy.
+func gatewayOf(s *xds.FakeDiscoveryServer, version string) *model.Proxy {
+	return routerOf(s, version, "ingressgateway", "10.0.0.2")
 }
 
 // sidecarOf is the proxy of a pod in the mesh.
@@ -730,40 +739,6 @@ spec:
 	}
 }
 
-// podip-router's dedicated pin gateway (istio: pod-gateway in istio-system).
-const podGatewayKube = `
-apiVersion: v1
-kind: Service
-metadata: {name: pod-gateway, namespace: istio-system}
-spec:
-  clusterIP: 10.96.0.3
-  selector: {istio: pod-gateway}
-  ports: [{name: http2, port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: pod-gateway-0, namespace: istio-system, labels: {istio: pod-gateway}}
-spec: {containers: [{name: istio-proxy, image: proxyv2}]}
-status: {podIP: 10.0.0.3, phase: Running, conditions: [{type: Ready, status: "True"}]}
-`
-
-const podGatewayConfig = `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: pods, namespace: istio-system}
-spec:
-  selector: {istio: pod-gateway}
-  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: [pods.example.com]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: pods, namespace: shop}
-spec:
-  hosts: [pods.example.com]
-  gateways: [istio-system/pods]
-  http: [{route: [{destination: {host: checkout.shop.svc.cluster.local, port: {number: 8080}}}]}]
-`
-
 // podip-router as a WasmPlugin lands on its own pin gateway only: the authorisation-header guard
 // first, the filter, and Envoy's strict stateful_session just before the router.
 func TestPodipRouterOnItsPinGateway(t *testing.T) {
@@ -771,11 +746,7 @@ func TestPodipRouterOnItsPinGateway(t *testing.T) {
 		ConfigString:           shipped(t, wasmPluginPlacement) + "\n---\n" + meshGatewayConfig + "\n---\n" + podGatewayConfig,
 		KubernetesObjectString: meshKube + "\n---\n" + meshGatewayKube + "\n---\n" + podGatewayKube,
 	})
-	labels := map[string]string{"istio": "pod-gateway"}
-	p := s.SetupProxy(&model.Proxy{
-		Type: model.Router, ConfigNamespace: "istio-system", IPAddresses: []string{"10.0.0.3"}, Labels: labels, ID: "pod-gateway-0.istio-system",
-		Metadata: &model.NodeMetadata{IstioVersion: SupportedVersions[len(SupportedVersions)-1], Labels: labels, Namespace: "istio-system"},
-	})
+	p := routerOf(s, SupportedVersions[len(SupportedVersions)-1], "pod-gateway", "10.0.0.3")
 	chains := httpFilters(t, s.Listeners(p))
 	if len(chains) == 0 {
 		t.Fatal("the pin gateway has no HTTP chain")
