@@ -100,34 +100,33 @@ func stripComments(doc string) string {
 	return strings.Join(out, "\n")
 }
 
-// meshKube is the Kubernetes side of the mesh: the workloads the shipped resources select, with
-// a Service and endpoints each, and the ingress gateway in istio-system.
-const meshKube = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop}
----
+// workload is a Service with one Pod behind it and its EndpointSlice: pod `pod` at `ip`, with
+// `labels` (a YAML flow map's inside), serving `port` named http; the Service selects app=<app>.
+func workload(namespace, service, pod, app, labels, ip, clusterIP string, port int) string {
+	return fmt.Sprintf(`
 apiVersion: v1
 kind: Service
-metadata: {name: checkout, namespace: shop}
-spec:
-  clusterIP: 10.96.0.10
-  selector: {app: checkout}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
+metadata: {name: %[2]s, namespace: %[1]s}
+spec: {clusterIP: %[7]s, selector: {app: %[4]s}, ports: [{name: http, port: %[8]d, targetPort: %[8]d}]}
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: checkout-0, namespace: shop, labels: {app: checkout}}
+metadata: {name: %[3]s, namespace: %[1]s, labels: {%[5]s}}
 spec: {containers: [{name: app, image: app}]}
-status: {podIP: 10.0.0.10, phase: Running, conditions: [{type: Ready, status: "True"}]}
+status: {podIP: %[6]s, phase: Running, conditions: [{type: Ready, status: "True"}]}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
-metadata: {name: checkout, namespace: shop, labels: {kubernetes.io/service-name: checkout}}
+metadata: {name: %[2]s, namespace: %[1]s, labels: {kubernetes.io/service-name: %[2]s}}
 addressType: IPv4
-endpoints: [{addresses: [10.0.0.10], conditions: {ready: true}, targetRef: {kind: Pod, name: checkout-0, namespace: shop}}]
-ports: [{name: http, port: 8080}]
-`
+endpoints: [{addresses: [%[6]s], conditions: {ready: true}, targetRef: {kind: Pod, name: %[3]s, namespace: %[1]s}}]
+ports: [{name: http, port: %[8]d}]
+`, namespace, service, pod, app, labels, ip, clusterIP, port)
+}
+
+// meshKube is the Kubernetes side of the mesh: the checkout workload in shop, which
+// adaptive-ratelimit's resources select.
+var meshKube = workload("shop", "checkout", "checkout-0", "checkout", "app: checkout", "10.0.0.10", "10.96.0.10", 8080)
 
 // gatewayMesh is a gateway deployment in istio-system (Service and Pod labelled istio=<label>),
 // a Gateway for http://<host> on it and a VirtualService from that host to checkout.
@@ -470,28 +469,7 @@ func TestIstioValidationAcceptsEveryResource(t *testing.T) {
 
 // legacy-app in default (header-normalizer's app) and a caller that opted into case
 // preservation (filter-suite/preserve-header-case: "true"), with the plain mesh around them.
-const legacyKube = `
-apiVersion: v1
-kind: Service
-metadata: {name: legacy-app, namespace: default}
-spec:
-  clusterIP: 10.96.0.20
-  selector: {app: legacy-app}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: legacy-app-0, namespace: default, labels: {app: legacy-app}}
-spec: {containers: [{name: app, image: app}]}
-status: {podIP: 10.0.0.20, phase: Running, conditions: [{type: Ready, status: "True"}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: legacy-app, namespace: default, labels: {kubernetes.io/service-name: legacy-app}}
-addressType: IPv4
-endpoints: [{addresses: [10.0.0.20], conditions: {ready: true}, targetRef: {kind: Pod, name: legacy-app-0, namespace: default}}]
-ports: [{name: http, port: 8080}]
-`
+var legacyKube = workload("default", "legacy-app", "legacy-app-0", "legacy-app", "app: legacy-app", "10.0.0.20", "10.96.0.20", 8080)
 
 // The HttpProtocolOptions of a cluster, or nil.
 func httpOptions(t *testing.T, s *xds.FakeDiscoveryServer, p *model.Proxy, cluster string) *upstreamhttp.HttpProtocolOptions {
@@ -552,47 +530,8 @@ spec:
 
 // bookinfo with env-labelled workloads (env-router's example): reviews in feature-x has the
 // label that opts a workload in; ratings in default does not.
-const bookinfoKube = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: bookinfo}
----
-apiVersion: v1
-kind: Service
-metadata: {name: reviews, namespace: bookinfo}
-spec: {clusterIP: 10.96.1.2, selector: {app: reviews}, ports: [{name: http, port: 9080, targetPort: 9080}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: ratings, namespace: bookinfo}
-spec: {clusterIP: 10.96.1.3, selector: {app: ratings}, ports: [{name: http, port: 9080, targetPort: 9080}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: reviews-feature-x-0, namespace: bookinfo, labels: {app: reviews, env: feature-x, env-router.filter-suite/enabled: "true"}}
-spec: {containers: [{name: app, image: app}]}
-status: {podIP: 10.0.1.2, phase: Running, conditions: [{type: Ready, status: "True"}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: ratings-default-0, namespace: bookinfo, labels: {app: ratings, env: default}}
-spec: {containers: [{name: app, image: app}]}
-status: {podIP: 10.0.1.3, phase: Running, conditions: [{type: Ready, status: "True"}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: reviews, namespace: bookinfo, labels: {kubernetes.io/service-name: reviews}}
-addressType: IPv4
-endpoints: [{addresses: [10.0.1.2], conditions: {ready: true}, targetRef: {kind: Pod, name: reviews-feature-x-0, namespace: bookinfo}}]
-ports: [{name: http, port: 9080}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: ratings, namespace: bookinfo, labels: {kubernetes.io/service-name: ratings}}
-addressType: IPv4
-endpoints: [{addresses: [10.0.1.3], conditions: {ready: true}, targetRef: {kind: Pod, name: ratings-default-0, namespace: bookinfo}}]
-ports: [{name: http, port: 9080}]
-`
+var bookinfoKube = workload("bookinfo", "reviews", "reviews-feature-x-0", "reviews", `app: reviews, env: feature-x, env-router.filter-suite/enabled: "true"`, "10.0.1.2", "10.96.1.2", 9080) +
+	"\n---\n" + workload("bookinfo", "ratings", "ratings-default-0", "ratings", "app: ratings, env: default", "10.0.1.3", "10.96.1.3", 9080)
 
 // Where env-router's and header-normalizer's READMEs put them on sidecars: env-router on both
 // directions of an opted-in bookinfo workload and nowhere on one that did not opt in;
