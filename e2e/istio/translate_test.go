@@ -467,8 +467,7 @@ func TestIstioValidationAcceptsEveryResource(t *testing.T) {
 	}
 }
 
-// legacy-app in default (header-normalizer's app) and a caller that opted into case
-// preservation (filter-suite/preserve-header-case: "true"), with the plain mesh around them.
+// legacy-app in default, header-normalizer's app (a caller is modelled by its proxy's labels).
 var legacyKube = workload("default", "legacy-app", "legacy-app-0", "legacy-app", "app: legacy-app", "10.0.0.20", "10.96.0.20", 8080)
 
 // The HttpProtocolOptions of a cluster, or nil.
