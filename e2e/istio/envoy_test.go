@@ -297,6 +297,30 @@ func TestGatewayConfigurationOnRealEnvoy(t *testing.T) {
 			t.Fatalf("status %d, upstream saw x-env-trusted %v", status, got.all("x-env-trusted"))
 		}
 	})
+	t.Run("env-router: an untrusted client cannot pick an env (its x-env-route does not reach the upstream as sent)", func(t *testing.T) {
+		status, got, _ := send(t, "/orders", [][2]string{{"x-env-route", "feature-x"}})
+		if status != 200 || has(got.all("x-env-route"), "feature-x") {
+			t.Fatalf("status %d, upstream saw x-env-route %v", status, got.all("x-env-route"))
+		}
+		_, control, _ := sendTo(t, controlPort, "/orders", [][2]string{{"x-env-route", "feature-x"}})
+		if !has(control.all("x-env-route"), "feature-x") {
+			t.Fatalf("control: upstream saw x-env-route %v", control.all("x-env-route"))
+		}
+	})
+	t.Run("podip-router: an unauthorised pin gets 403 and nothing is forwarded; a client's session header is stripped both ways", func(t *testing.T) {
+		status, got, _ := send(t, "/_pod/10.8.3.17:8080/actuator/health", nil)
+		if status != 403 || got.Path != "" {
+			t.Fatalf("status %d, upstream saw %+v", status, got)
+		}
+		status, got, h := send(t, "/orders", [][2]string{{"x-podip-session", "MTAuOC4zLjE3OjgwODA="}})
+		if status != 200 || len(got.all("x-podip-session")) != 0 || h.Get("x-podip-session") != "" {
+			t.Fatalf("status %d, upstream saw x-podip-session %v, client got %q", status, got.all("x-podip-session"), h.Get("x-podip-session"))
+		}
+		cstatus, control, _ := sendTo(t, controlPort, "/_pod/10.8.3.17:8080/actuator/health", nil)
+		if cstatus != 200 || control.Path != "/_pod/10.8.3.17:8080/actuator/health" {
+			t.Fatalf("control: status %d, upstream saw %+v", cstatus, control)
+		}
+	})
 	t.Run("podip-router's guard: a client's x-ops-authenticated never reaches the upstream", func(t *testing.T) {
 		status, got, _ := send(t, "/orders", [][2]string{{"x-ops-authenticated", "true"}})
 		if status != 200 || len(got.all("x-ops-authenticated")) != 0 {
