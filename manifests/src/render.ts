@@ -76,7 +76,8 @@ export function renderAll(): Map<string, string> {
     "# Each hop: Envoy's preserve_case formatter on the connection manager of the listener on the app's port (captures the\n" +
     "# request's names) and on the app's cluster only (captures the response's names); Envoy's own headers Proper-Case.\n" +
     "# Every other cluster keeps Istio's protocol options. Case is lost over any HTTP/2 hop (h2UpgradePolicy: UPGRADE).\n" +
-    "# Label the calling workloads filter-suite/preserve-header-case=true.\n" +
+    "# Label the calling workloads filter-suite/preserve-header-case=true; the callers' EnvoyFilter sits in the app's\n" +
+    "# namespace and so reaches callers there only (copy it into the root namespace, istio-system, for callers anywhere).\n" +
     docs(hn.preserveCaseEnvoyFilters()));
   out.set("envoy/header-normalizer.yaml",
     HEADER + "# Standalone Envoy: header-normalizer in front of an HTTP/1.1 app on 127.0.0.1:8080, header case preserved both ways.\n" +
