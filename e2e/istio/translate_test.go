@@ -21,9 +21,9 @@ import (
 
 	"istio.io/istio/pilot/pkg/config/kube/crd"
 	"istio.io/istio/pilot/pkg/model"
-	"istio.io/istio/pkg/config/schema/collections"
 	"istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pilot/test/xdstest"
+	"istio.io/istio/pkg/config/schema/collections"
 	"sigs.k8s.io/yaml"
 )
 
@@ -712,5 +712,59 @@ func TestPodipRouterOnItsPinGateway(t *testing.T) {
 				t.Errorf("%s: %s on the shared ingress gateway: %v", name, f, filters)
 			}
 		}
+	}
+}
+
+// hcmSettings is every HTTP connection manager of the listeners, by listener and chain, with
+// its HTTP filters removed: Istio's own settings (use_remote_address, path normalisation,
+// timeouts, headers...), which the shipped patches must leave as they are.
+func hcmSettings(t *testing.T, ls []*listener.Listener) map[string]*hcm.HttpConnectionManager {
+	t.Helper()
+	out := map[string]*hcm.HttpConnectionManager{}
+	for _, l := range ls {
+		for _, fc := range l.FilterChains {
+			for _, f := range fc.Filters {
+				if f.Name != "envoy.filters.network.http_connection_manager" {
+					continue
+				}
+				h := xdstest.UnmarshalAny[hcm.HttpConnectionManager](t, f.GetTypedConfig())
+				h.HttpFilters = nil
+				out[l.Name+" "+fc.Name] = h
+			}
+		}
+	}
+	return out
+}
+
+// The shipped resources add filters and change no listener setting Istio made: every HTTP
+// connection manager on the gateway, checkout's sidecar and legacy-app's sidecar is the same
+// with and without them, but for its HTTP filter list.
+func TestListenerSettingsLeftIntact(t *testing.T) {
+	kube := meshKube + "\n---\n" + legacyKube + "\n---\n" + meshGatewayKube
+	version := SupportedVersions[len(SupportedVersions)-1]
+	without := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: meshGatewayConfig, KubernetesObjectString: kube})
+	with := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: shipped(t, envoyFilterPlacement) + "\n---\n" + meshGatewayConfig, KubernetesObjectString: kube})
+	proxies := map[string]func(s *xds.FakeDiscoveryServer) *model.Proxy{
+		"gateway": func(s *xds.FakeDiscoveryServer) *model.Proxy { return gatewayOf(s, version) },
+		"checkout": func(s *xds.FakeDiscoveryServer) *model.Proxy {
+			return sidecarOf(s, version, "shop", "10.0.0.10", map[string]string{"app": "checkout"})
+		},
+		"legacy-app": func(s *xds.FakeDiscoveryServer) *model.Proxy {
+			return sidecarOf(s, version, "default", "10.0.0.20", map[string]string{"app": "legacy-app"})
+		},
+	}
+	for name, proxy := range proxies {
+		t.Run(name, func(t *testing.T) {
+			base := hcmSettings(t, without.Listeners(proxy(without)))
+			patched := hcmSettings(t, with.Listeners(proxy(with)))
+			if len(base) == 0 || len(base) != len(patched) {
+				t.Fatalf("%d connection managers without the shipped resources, %d with them", len(base), len(patched))
+			}
+			for chain, h := range base {
+				if !proto.Equal(h, patched[chain]) {
+					t.Errorf("%s: Istio's connection manager settings changed:\nwithout: %v\nwith:    %v", chain, h, patched[chain])
+				}
+			}
+		})
 	}
 }
