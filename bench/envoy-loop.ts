@@ -8,13 +8,12 @@ import { type ChildProcess, fork } from "node:child_process";
 import { Agent, request } from "node:http";
 import { once } from "node:events";
 import { join } from "node:path";
-import { hcmListener, wasmHttpFilter } from "../manifests/src/wasm.js";
+import { hcmListener, ROUTER_FILTER, wasmHttpFilter } from "../manifests/src/wasm.js";
 import { type EnvoyProcess, startEnvoy } from "../runtime/gateway/envoy.js";
 import { type Outcome, type Scenario, arrivals, root } from "./closed-loop.js";
 
 export type Variant = "pid" | "static" | "none" | "adaptive_concurrency";
 
-const ROUTER = { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } };
 
 /** Envoy's adaptive_concurrency with its documented defaults (p50 samples, 100 ms updates, minRTT every 60 s from 50 requests). */
 export const ADAPTIVE_CONCURRENCY = {
@@ -35,7 +34,7 @@ export function loopBootstrap(upstreamPort: number, filters: object[]): Record<s
       listeners: [hcmListener("front", 10000, {
         stat_prefix: "front",
         route_config: { name: "r", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "upstream", timeout: "60s" } }] }] },
-        http_filters: [...filters, ROUTER],
+        http_filters: [...filters, ROUTER_FILTER],
       })],
       clusters: [{
         name: "upstream", type: "STATIC", connect_timeout: "1s",

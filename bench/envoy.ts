@@ -23,7 +23,7 @@ import { request } from "node:http";
 import { resolveEnvoy } from "../scripts/envoy.mjs";
 import { buildGoPeer, resolveVegeta, resolveWrk } from "../scripts/bench-tools.mjs";
 import { EnvoyProcess, httpGet, startEnvoy } from "../runtime/gateway/envoy.js";
-import { hcmListener, wasmHttpFilter } from "../manifests/src/wasm.js";
+import { hcmListener, ROUTER_FILTER, wasmHttpFilter } from "../manifests/src/wasm.js";
 import * as adaptive from "../manifests/src/adaptive-ratelimit.js";
 import * as envRouter from "../manifests/src/env-router.js";
 import * as normalizer from "../manifests/src/header-normalizer.js";
@@ -213,7 +213,7 @@ function upstreamBootstrap(): Record<string, unknown> {
             }],
           }],
         },
-        http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+        http_filters: [ROUTER_FILTER],
       })],
     },
   };

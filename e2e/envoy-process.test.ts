@@ -1,7 +1,7 @@
 // runtime/gateway/envoy.ts, the one way the suite runs real Envoy: loopback only, ready when the
 // admin endpoint says so, stopped for good, and a failed start reported with Envoy's own log.
 import { describe, expect, inject, test } from "vitest";
-import { hcmListener } from "../manifests/src/wasm.js";
+import { hcmListener, ROUTER_FILTER } from "../manifests/src/wasm.js";
 import { httpGet, startEnvoy } from "../runtime/gateway/envoy.js";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -10,7 +10,7 @@ const direct = (status: number) => ({
     listeners: [hcmListener("probe", 10999, {
       stat_prefix: "probe",
       route_config: { name: "r", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, direct_response: { status, body: { inline_string: "probe" } } }] }] },
-      http_filters: [{ name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+      http_filters: [ROUTER_FILTER],
     })],
   },
 });

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { parse, parseAllDocuments } from "yaml";
 import { envoyFilterBootstrap } from "../manifests/lib/envoyfilter-bootstrap.js";
-import { hcmListener } from "../manifests/src/wasm.js";
+import { hcmListener, ROUTER_FILTER } from "../manifests/src/wasm.js";
 import { startEcho } from "../runtime/gateway/echo.js";
 import type { EchoInstance } from "../runtime/gateway/echo.js";
 import { startEnvoy } from "../runtime/gateway/envoy.js";
@@ -207,7 +207,6 @@ for (const target of TARGETS) {
   });
 }
 
-const ROUTER = { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } };
 const staticCluster = (name: string, port: number) => ({
   name, type: "STATIC", connect_timeout: "1s",
   load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: "127.0.0.1", port_value: port } } } }] }] },
@@ -227,7 +226,7 @@ function small(opts: { policy?: Record<string, unknown> | null; clusters?: Recor
       listeners: [hcmListener("small", 10090, {
         stat_prefix: "small",
         route_config: { name: "r", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: opts.route ?? "web" } }] }] },
-        http_filters: opts.policy === null ? [ROUTER] : [fixture, ROUTER],
+        http_filters: opts.policy === null ? [ROUTER_FILTER] : [fixture, ROUTER_FILTER],
       })],
       clusters: opts.clusters ?? [staticCluster("web", 18191)],
     },

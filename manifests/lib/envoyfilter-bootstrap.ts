@@ -6,7 +6,7 @@
 // cluster Istio's secrets come from. Merge follows protobuf merge (Istio's MERGE): messages merge
 // field by field, lists append, scalars replace. Only the operations the suite ships are
 // rendered; anything else is refused by name.
-import { HCM_NAME as HCM, HCM_TYPE } from "../src/wasm.js";
+import { HCM_NAME as HCM, HCM_TYPE, ROUTER_FILTER } from "../src/wasm.js";
 
 const ROUTER = "envoy.filters.http.router";
 
@@ -56,7 +56,7 @@ export function envoyFilterBootstrap(ef: any, opts: PatchedBootstrapOptions = {}
     "@type": HCM_TYPE,
     stat_prefix: "patched",
     route_config: { name: "patched", virtual_hosts: [] as any[] },
-    http_filters: [{ name: ROUTER, typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }],
+    http_filters: [ROUTER_FILTER],
   };
   const staticCluster = (name: string) => {
     const port = opts.endpointPort ? opts.endpointPort(name) : 18999;

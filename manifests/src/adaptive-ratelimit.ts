@@ -1,7 +1,7 @@
 // adaptive-ratelimit's resources: the filter on the protected workload's inbound sidecar (one
 // controller per pod, for that pod's capacity), as an EnvoyFilter or a WasmPlugin, and a
 // standalone Envoy bootstrap in front of one upstream.
-import { envoyFilter, hcmListener, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { envoyFilter, hcmListener, ROUTER_FILTER, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export const EXAMPLE_CONFIGURATION = {
   rules: [
@@ -37,7 +37,7 @@ export function standaloneBootstrap(listenPort: number, upstreamPort: number): R
         route_config: { name: "local", virtual_hosts: [{ name: "app", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "app" } }] }] },
         http_filters: [
           wasmHttpFilter({ filter: "adaptive-ratelimit", filename: "dist/adaptive-ratelimit.wasm", failOpen: true, configuration: EXAMPLE_CONFIGURATION }),
-          { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+          ROUTER_FILTER,
         ],
       })],
       clusters: [{

@@ -3,7 +3,7 @@
 // filter's placements (sidecar inbound and outbound, gateway); and a standalone Envoy
 // bootstrap whose route table does the same routing with one cluster per service and env.
 import { createHash } from "node:crypto";
-import { CONTEXT, envoyFilter, envoyFilterResource, hcmListener, headerGuard, PROXY_VERSION_REGEX, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { CONTEXT, envoyFilter, envoyFilterResource, hcmListener, ROUTER_FILTER, headerGuard, PROXY_VERSION_REGEX, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export interface EnvRouterSpec {
   namespace: string;
@@ -208,7 +208,7 @@ export function standaloneBootstrap(spec: EnvRouterSpec, listenPort: number, por
         http_filters: [
           wasmHttpFilter({ filter: "env-router", filename: "dist/env-router.wasm", failOpen: true,
             configuration: { mode: "outbound", services: spec.services, default_env: spec.defaultEnv, route_header: spec.routeHeader, explain: true } }),
-          { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+          ROUTER_FILTER,
         ],
       })],
       clusters: [

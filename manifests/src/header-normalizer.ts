@@ -1,7 +1,7 @@
 // header-normalizer's resources: the filter on a workload's inbound sidecar and on the gateway
 // (EnvoyFilter or WasmPlugin), and the preserve_case formatter that restores header-name case on
 // HTTP/1 hops (on the connection managers and on the clusters; Envoy's own headers Proper-Case).
-import { CONTEXT, envoyFilter, envoyFilterResource, HCM_NAME, HCM_TYPE, hcmListener, LEGACY_PRESERVE_CASE_PROXY_VERSION, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { CONTEXT, envoyFilter, envoyFilterResource, HCM_NAME, HCM_TYPE, hcmListener, ROUTER_FILTER, LEGACY_PRESERVE_CASE_PROXY_VERSION, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export const PRESERVE_CASE = {
   name: "preserve_case",
@@ -100,7 +100,7 @@ export function standaloneBootstrap(listenPort: number, appPort: number): Record
         route_config: { name: "local", virtual_hosts: [{ name: "app", domains: ["*"], routes: [{ match: { prefix: "/" }, route: { cluster: "app" } }] }] },
         http_filters: [
           wasmHttpFilter({ filter: "header-normalizer", filename: "dist/header-normalizer.wasm", failOpen: true, configuration: CONFIG }),
-          { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+          ROUTER_FILTER,
         ],
       })],
       clusters: [{

@@ -3,7 +3,7 @@
 // only routes to real endpoints of the route's own EDS cluster, over its usual mTLS.
 // Original-dst mode (opt-in): a dedicated ORIGINAL_DST cluster with the mesh's mTLS and a route
 // selecting it when the filter marked the request.
-import { beforeRouterMatch, CONTEXT, envoyFilterResource, hcmListener, headerGuard, PROXY_VERSION_REGEX, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
+import { beforeRouterMatch, CONTEXT, envoyFilterResource, hcmListener, ROUTER_FILTER, headerGuard, PROXY_VERSION_REGEX, suiteMetadata, UNPINNED_DIGEST, wasmHttpFilter, wasmPlugin } from "./wasm.js";
 
 export interface PodIpSpec {
   namespace: string;
@@ -168,7 +168,7 @@ export function standaloneBootstrap(spec: PodIpSpec, listenPort: number, endpoin
         http_filters: [
           podipFilter(spec, "dist/podip-router.wasm"),
           statefulSessionFilter(SESSION_HEADER),
-          { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+          ROUTER_FILTER,
         ],
       })],
       clusters: [

@@ -3,7 +3,7 @@
 // podip-router (sanitises and pins first), adaptive-ratelimit (sheds before work),
 // header-normalizer, env-router (decides the route last), then Envoy's strict stateful_session
 // and the router.
-import { wasmHttpFilter, hcmListener } from "./wasm.js";
+import { wasmHttpFilter, hcmListener, ROUTER_FILTER } from "./wasm.js";
 import { statefulSessionFilter, originalDstCluster, pinRoute, SESSION_HEADER, PIN_HEADER } from "./podip-router.js";
 
 export const SERVICES: Record<string, Record<string, number>> = {
@@ -63,7 +63,7 @@ export function suiteBootstrap(): Record<string, unknown> {
           wasmHttpFilter({ filter: "header-normalizer", filename: "dist/header-normalizer.wasm", failOpen: true, configuration: CONFIGS["header-normalizer"] }),
           wasmHttpFilter({ filter: "env-router", filename: "dist/env-router.wasm", failOpen: true, configuration: CONFIGS["env-router"] }),
           statefulSessionFilter(SESSION_HEADER),
-          { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+          ROUTER_FILTER,
         ],
       })],
       clusters: [

@@ -59,6 +59,9 @@ export const HCM_NAME = "envoy.filters.network.http_connection_manager";
 
 export const HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
+/** The router, the last HTTP filter of every connection manager. */
+export const ROUTER_FILTER = { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } };
+
 /** A plain-HTTP listener on 127.0.0.1 whose one network filter is the HTTP connection manager `hcm` (its fields after "@type"). */
 export function hcmListener(name: string, port: number, hcm: Record<string, unknown>): Record<string, unknown> {
   return {

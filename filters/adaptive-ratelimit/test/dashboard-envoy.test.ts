@@ -3,7 +3,7 @@
 // and the rule variable finds every rule (also one whose name Prometheus has to rewrite).
 import { readFileSync } from "node:fs";
 import { describe, expect, inject, test } from "vitest";
-import { hcmListener, wasmHttpFilter } from "../../../manifests/src/wasm.js";
+import { hcmListener, ROUTER_FILTER, wasmHttpFilter } from "../../../manifests/src/wasm.js";
 import { httpGet, startEnvoy } from "../../../runtime/gateway/envoy.js";
 import { wasmPath } from "../../../runtime/host/test/helpers.js";
 
@@ -26,7 +26,7 @@ function bootstrap(): Record<string, unknown> {
         route_config: { name: "r", virtual_hosts: [{ name: "all", domains: ["*"], routes: [{ match: { prefix: "/" }, direct_response: { status: 200, body: { inline_string: "ok" } } }] }] },
         http_filters: [
           wasmHttpFilter({ filter: "adaptive-ratelimit", configuration, filename: wasmPath("adaptive-ratelimit"), failOpen: false }),
-          { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+          ROUTER_FILTER,
         ],
       })],
     },

@@ -2,7 +2,7 @@
 // filter state an earlier filter (envoy.filters.http.set_filter_state) set, read through the
 // property paths the filter uses (xds.route_metadata..., filter_state.<key>).
 import { describe, expect, inject, test } from "vitest";
-import { hcmListener, wasmHttpFilter } from "../../../manifests/src/wasm.js";
+import { hcmListener, ROUTER_FILTER, wasmHttpFilter } from "../../../manifests/src/wasm.js";
 import { startEnvoy } from "../../../runtime/gateway/envoy.js";
 import { wasmPath } from "../../../runtime/host/test/helpers.js";
 
@@ -41,7 +41,7 @@ function bootstrap(): Record<string, unknown> {
             },
           },
           wasmHttpFilter({ filter: "adaptive-ratelimit", configuration, filename: wasmPath("adaptive-ratelimit"), failOpen: false }),
-          { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+          ROUTER_FILTER,
         ],
       })],
     },
