@@ -30,7 +30,7 @@ export interface StreamInfo {
   connection?: ConnectionInfo;
   routeName?: string;
   clusterName?: string;
-  /** The route's filter_metadata: namespace -> its Struct's fields. */
+  /** The route's filter_metadata: namespace -> its Struct's fields (xds.route_metadata). */
   routeMetadata?: Record<string, Record<string, string | number | boolean>>;
 }
 

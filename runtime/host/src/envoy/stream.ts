@@ -52,7 +52,8 @@ export function http1ResponseCodecError(status: number, headers: HeaderList): st
 }
 export type Upstream = (req: UpstreamRequest) => UpstreamResponse | Promise<UpstreamResponse>;
 
-export interface RequestSpec {
+/** The stream info a request names itself: addresses, connection, route and cluster (StreamInfo's, but for the id and protocol). */
+export interface RequestSpec extends Omit<StreamInfo, "connectionId" | "protocol"> {
   method?: string;
   path?: string;
   authority?: string;
@@ -70,13 +71,6 @@ export interface RequestSpec {
   filters?: Plugin[];
   upstream?: Upstream;
   protocol?: "HTTP/1.0" | "HTTP/1.1" | "HTTP/2" | "HTTP/3";
-  source?: string;
-  destination?: string;
-  connection?: ConnectionInfo;
-  routeName?: string;
-  clusterName?: string;
-  /** The route's metadata: filter_metadata namespace -> its Struct's fields (xds.route_metadata). */
-  routeMetadata?: Record<string, Record<string, string | number | boolean>>;
   /** Filter state objects earlier filters set (key -> the object's string form), as filter_state.<key> reads them. */
   filterState?: Record<string, string>;
 }
