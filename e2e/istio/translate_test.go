@@ -201,25 +201,34 @@ func sidecarOf(s *xds.FakeDiscoveryServer, version, namespace, ip string, labels
 	})
 }
 
+// connectionManagers decodes every HTTP connection manager of the listeners, by listener and
+// filter chain name.
+func connectionManagers(t *testing.T, ls []*listener.Listener) map[string]*hcm.HttpConnectionManager {
+	t.Helper()
+	out := map[string]*hcm.HttpConnectionManager{}
+	for _, l := range ls {
+		for _, fc := range l.FilterChains {
+			for _, f := range fc.Filters {
+				if f.Name == "envoy.filters.network.http_connection_manager" {
+					out[l.Name+" "+fc.Name] = xdstest.UnmarshalAny[hcm.HttpConnectionManager](t, f.GetTypedConfig())
+				}
+			}
+		}
+	}
+	return out
+}
+
 // httpFilters lists, per listener and filter chain, the HTTP filter names of every HTTP
 // connection manager of the listeners.
 func httpFilters(t *testing.T, ls []*listener.Listener) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	for _, l := range ls {
-		for _, fc := range l.FilterChains {
-			for _, f := range fc.Filters {
-				if f.Name != "envoy.filters.network.http_connection_manager" {
-					continue
-				}
-				h := xdstest.UnmarshalAny[hcm.HttpConnectionManager](t, f.GetTypedConfig())
-				var names []string
-				for _, hf := range h.HttpFilters {
-					names = append(names, hf.Name)
-				}
-				out[l.Name+" "+fc.Name] = names
-			}
+	for chain, h := range connectionManagers(t, ls) {
+		var names []string
+		for _, hf := range h.HttpFilters {
+			names = append(names, hf.Name)
 		}
+		out[chain] = names
 	}
 	return out
 }
@@ -355,17 +364,10 @@ func TestGatewayOrderDoesNotDependOnCreationTime(t *testing.T) {
 func wasmConfigs(t *testing.T, ls []*listener.Listener, name string) []*wasmv3.PluginConfig {
 	t.Helper()
 	var out []*wasmv3.PluginConfig
-	for _, l := range ls {
-		for _, fc := range l.FilterChains {
-			for _, f := range fc.Filters {
-				if f.Name != "envoy.filters.network.http_connection_manager" {
-					continue
-				}
-				for _, hf := range xdstest.UnmarshalAny[hcm.HttpConnectionManager](t, f.GetTypedConfig()).HttpFilters {
-					if hf.Name == name {
-						out = append(out, xdstest.UnmarshalAny[wasmfilter.Wasm](t, hf.GetTypedConfig()).Config)
-					}
-				}
+	for _, h := range connectionManagers(t, ls) {
+		for _, hf := range h.HttpFilters {
+			if hf.Name == name {
+				out = append(out, xdstest.UnmarshalAny[wasmfilter.Wasm](t, hf.GetTypedConfig()).Config)
 			}
 		}
 	}
@@ -599,17 +601,17 @@ func TestWasmPluginPlacement(t *testing.T) {
 			}
 			// Istio names the filter of a WasmPlugin after it (this Istio: a traffic extension
 			// "extensions.istio.io/trafficextension/<namespace>.<name>~istio-translated-wasmplugin").
-			var names []string
+			seen := map[string]bool{}
 			for name, filters := range chains {
 				hn, er := -1, -1
 				for i, f := range filters {
 					switch {
 					case strings.Contains(f, "istio-system.header-normalizer-gateway"):
 						hn = i
-						names = append(names, f)
+						seen[f] = true
 					case strings.Contains(f, "istio-system.env-router-gateway"):
 						er = i
-						names = append(names, f)
+						seen[f] = true
 					case strings.Contains(f, "shop.adaptive-ratelimit"), strings.Contains(f, "istio-system.podip-router"):
 						t.Errorf("%s: %s on the ingress gateway: %v", name, f, filters)
 					}
@@ -617,7 +619,10 @@ func TestWasmPluginPlacement(t *testing.T) {
 				if hn < 0 || er < 0 || hn > er {
 					t.Errorf("%s: want header-normalizer then env-router: %v", name, filters)
 				}
-				break
+			}
+			var names []string
+			for f := range seen {
+				names = append(names, f)
 			}
 			ecds := s.ConfigGen.BuildExtensionConfiguration(p, s.PushContext(), names, nil)
 			if len(ecds) != 2 {
@@ -720,18 +725,9 @@ func TestPodipRouterOnItsPinGateway(t *testing.T) {
 // timeouts, headers...), which the shipped patches must leave as they are.
 func hcmSettings(t *testing.T, ls []*listener.Listener) map[string]*hcm.HttpConnectionManager {
 	t.Helper()
-	out := map[string]*hcm.HttpConnectionManager{}
-	for _, l := range ls {
-		for _, fc := range l.FilterChains {
-			for _, f := range fc.Filters {
-				if f.Name != "envoy.filters.network.http_connection_manager" {
-					continue
-				}
-				h := xdstest.UnmarshalAny[hcm.HttpConnectionManager](t, f.GetTypedConfig())
-				h.HttpFilters = nil
-				out[l.Name+" "+fc.Name] = h
-			}
-		}
+	out := connectionManagers(t, ls)
+	for _, h := range out {
+		h.HttpFilters = nil
 	}
 	return out
 }
