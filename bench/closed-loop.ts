@@ -42,10 +42,11 @@ export type ServiceDist = "jitter" | "exponential" | "heavy";
 export function serviceQuantile(dist: ServiceDist, q: number): number {
   if (dist === "jitter") return 0.8 + 0.4 * q;
   if (dist === "exponential") return -Math.log(1 - q);
-  // Lognormal with sigma 1 and mean 1: mu = -0.5; the normal quantile by Acklam's rational fit is
-  // more than this needs, so a table of the three percentiles the family uses.
-  const z = q === 0.5 ? 0 : q === 0.9 ? 1.2816 : q === 0.99 ? 2.3263 : NaN;
-  return Math.exp(-0.5 + z);
+  // Lognormal with sigma 1 and mean 1 (mu = -0.5): exp(mu + z_q), with the standard normal's
+  // quantile z_q for the three percentiles the family uses.
+  const Z: Record<number, number> = { 0.5: 0, 0.9: 1.2816, 0.99: 2.3263 };
+  if (Z[q] === undefined) throw new Error(`serviceQuantile: no normal quantile for q = ${q}`);
+  return Math.exp(-0.5 + Z[q]);
 }
 
 export class Plant {

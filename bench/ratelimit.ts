@@ -59,6 +59,8 @@ async function family(): Promise<void> {
  * `--envoy`: the scenarios in real Envoy (4 workers), real time, each compressed to 30 s, against
  * bench/upstream.mjs with the plant's servers and service time.
  */
+const ENVOY_WORKERS = 4;
+
 async function onEnvoy(): Promise<void> {
   const { bin, version } = resolveEnvoy(defaultVersion(), { log: (l: string) => process.stderr.write(l + "\n") });
   const capacity = (BASE.servers * 1000) / BASE.serviceMs;
@@ -76,12 +78,12 @@ async function onEnvoy(): Promise<void> {
     const results: Result[] = [];
     for (const [name, variant, configuration] of variants) {
       const started = Date.now();
-      results.push(evaluate(name, s, await runOnEnvoy(bin, s, variant, configuration, SEED)));
+      results.push(evaluate(name, s, await runOnEnvoy(bin, s, variant, configuration, SEED, { concurrency: ENVOY_WORKERS })));
       process.stderr.write(`${s.name} / ${name}: ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
     }
     all.push({ scenario: s.name, results });
   }
-  const lines = [`Real Envoy ${version}, ${4} workers, real time; upstream ${BASE.servers} servers x ${BASE.serviceMs} ms (capacity ${capacity} req/s); setpoint p99 <= ${SETPOINT_MS} ms; each scenario compressed to ${SCENARIOS[0].seconds / 2} s (disturbance at ${SCENARIOS[0].disturbanceAt / 2} s).`, ""];
+  const lines = [`Real Envoy ${version}, ${ENVOY_WORKERS} workers, real time; upstream ${BASE.servers} servers x ${BASE.serviceMs} ms (capacity ${capacity} req/s); setpoint p99 <= ${SETPOINT_MS} ms; each scenario compressed to ${SCENARIOS[0].seconds / 2} s (disturbance at ${SCENARIOS[0].disturbanceAt / 2} s).`, ""];
   lines.push("| scenario | controller | goodput within SLO (% of capacity) | p99 after settling (ms) | rejected | settling (intervals) | overshoot |", "|---|---|---|---|---|---|---|");
   for (const { scenario, results } of all) {
     for (const r of results) lines.push(`| ${scenario} | ${r.controller} | ${r.goodputPct.toFixed(1)}% | ${r.p99Ms.toFixed(0)} | ${r.rejectedPct.toFixed(1)}% | ${r.settlingIntervals === null ? "never" : r.settlingIntervals} | ${r.overshootPct.toFixed(0)}% |`);
