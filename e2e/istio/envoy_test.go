@@ -5,9 +5,15 @@ package istio
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +34,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pilot/test/xdstest"
 )
@@ -65,13 +73,33 @@ func freePort(t *testing.T) uint32 {
 //     Istio's Envoy build has, removed from HTTP filter chains and clusters;
 //  4. EDS clusters the routes use: STATIC, with the test upstream's address, plaintext (no SDS
 //     certificates: transport sockets removed);
-//  5. wasm modules from dist/ instead of the pod's /var/local/lib/wasm/.
+//  5. wasm modules from dist/ instead of the pod's /var/local/lib/wasm/;
+//  6. (bootstrapOf with pinnable ports only) podip-router's configuration allows 127.0.0.1 on
+//     the test pods' ports, as the pods are loopback listeners.
 //
 // With `control`, the suite's HTTP filters (the four and their guards) are left out too: the
 // same configuration without the suite, to show each case depends on it.
 func gatewayBootstrap(t *testing.T, s *xds.FakeDiscoveryServer, upstream uint32, control bool) (*bootstrap.Bootstrap, map[string]uint32) {
 	t.Helper()
-	p := gatewayOf(s, SupportedVersions[len(SupportedVersions)-1])
+	return bootstrapOf(t, s, gatewayOf(s, SupportedVersions[len(SupportedVersions)-1]), run{endpoints: func(string) []uint32 { return []uint32{upstream} }, control: control})
+}
+
+// run says how a proxy's configuration becomes a bootstrap: the test upstreams each cluster's
+// endpoints are (every cluster a route uses must have some), whether the suite's filters are
+// left out (the control), and the loopback ports podip-router may pin in this test.
+type run struct {
+	endpoints func(cluster string) []uint32
+	control   bool
+	// pinnable: alteration 6, podip-router's configuration also allows 127.0.0.1 on these ports
+	// (allow_loopback), since the test's pods are loopback listeners.
+	pinnable []uint32
+}
+
+// bootstrapOf turns what Istio pushes to proxy p into a static bootstrap, with the alterations
+// listed at gatewayBootstrap.
+func bootstrapOf(t *testing.T, s *xds.FakeDiscoveryServer, p *model.Proxy, o run) (*bootstrap.Bootstrap, map[string]uint32) {
+	t.Helper()
+	control := o.control
 	ls := s.Listeners(p)
 	routes := xdstest.ExtractRouteConfigurations(s.RoutesFromListeners(p, ls))
 	used := map[string]bool{}
@@ -114,8 +142,11 @@ func gatewayBootstrap(t *testing.T, s *xds.FakeDiscoveryServer, upstream uint32,
 					if w := xdstest.SilentlyUnmarshalAny[wasmfilter.Wasm](hf.GetTypedConfig()); w != nil && w.Config != nil && strings.Contains(hf.GetTypedConfig().GetTypeUrl(), "filters.http.wasm") {
 						if local := w.Config.GetVmConfig().GetCode().GetLocal(); local != nil {
 							local.Specifier = &core.DataSource_Filename{Filename: filepath.Join(repoRoot(t), "dist", filepath.Base(local.GetFilename()))}
-							hf.ConfigType = &hcm.HttpFilter_TypedConfig{TypedConfig: mustAny(t, w)}
 						}
+						if hf.Name == "podip-router" && len(o.pinnable) > 0 {
+							w.Config.Configuration = mustAny(t, wrapperspb.String(allowLoopbackPins(t, w.Config.GetConfiguration(), o.pinnable)))
+						}
+						hf.ConfigType = &hcm.HttpFilter_TypedConfig{TypedConfig: mustAny(t, w)}
 					}
 					kept = append(kept, hf)
 				}
@@ -136,9 +167,15 @@ func gatewayBootstrap(t *testing.T, s *xds.FakeDiscoveryServer, upstream uint32,
 		c.TransportSocketMatches = nil
 		c.Filters = nil
 		c.Metadata = nil
-		c.LoadAssignment = &endpoint.ClusterLoadAssignment{ClusterName: c.Name, Endpoints: []*endpoint.LocalityLbEndpoints{{
-			LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: sockAddr(upstream)}}}},
-		}}}
+		ports := o.endpoints(c.Name)
+		if len(ports) == 0 {
+			t.Fatalf("cluster %s: no test upstream for it", c.Name)
+		}
+		var eps []*endpoint.LbEndpoint
+		for _, port := range ports {
+			eps = append(eps, &endpoint.LbEndpoint{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{Address: sockAddr(port)}}})
+		}
+		c.LoadAssignment = &endpoint.ClusterLoadAssignment{ClusterName: c.Name, Endpoints: []*endpoint.LocalityLbEndpoints{{LbEndpoints: eps}}}
 		b.StaticResources.Clusters = append(b.StaticResources.Clusters, c)
 	}
 	return b, ports
@@ -157,8 +194,37 @@ func mustAny(t *testing.T, m proto.Message) *anypb.Any {
 	return a
 }
 
+// allowLoopbackPins is podip-router's configuration (a StringValue) with 127.0.0.1 added to its
+// allowed_cidrs, `ports` to its allowed_ports, and allow_loopback on.
+func allowLoopbackPins(t *testing.T, configuration *anypb.Any, ports []uint32) string {
+	t.Helper()
+	var sv wrapperspb.StringValue
+	if err := configuration.UnmarshalTo(&sv); err != nil {
+		t.Fatalf("podip-router configuration: %v", err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(sv.Value), &cfg); err != nil {
+		t.Fatalf("podip-router configuration: %v", err)
+	}
+	cfg["allowed_cidrs"] = append(cfg["allowed_cidrs"].([]any), "127.0.0.1/32")
+	allowed := cfg["allowed_ports"].([]any)
+	for _, p := range ports {
+		allowed = append(allowed, p)
+	}
+	cfg["allowed_ports"] = allowed
+	cfg["allow_loopback"] = true
+	out, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
 // echo answers with what it received: the header lines.
-func echo() *httptest.Server {
+func echo() *httptest.Server { return namedEcho("") }
+
+// namedEcho is an echo that also names itself in its answer (`server`).
+func namedEcho(name string) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var lines [][2]string
 		for k, vs := range r.Header {
@@ -167,7 +233,7 @@ func echo() *httptest.Server {
 			}
 		}
 		w.Header().Set("content-type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"path": r.URL.Path, "headers": lines})
+		_ = json.NewEncoder(w).Encode(map[string]any{"server": name, "path": r.URL.Path, "headers": lines})
 	}))
 }
 
@@ -219,6 +285,7 @@ func runEnvoy(t *testing.T, b *bootstrap.Bootstrap) {
 }
 
 type seen struct {
+	Server  string      `json:"server"`
 	Path    string      `json:"path"`
 	Headers [][2]string `json:"headers"`
 }
@@ -327,4 +394,238 @@ func TestGatewayConfigurationOnRealEnvoy(t *testing.T) {
 			t.Fatalf("status %d, upstream saw x-ops-authenticated %v", status, got.all("x-ops-authenticated"))
 		}
 	})
+}
+
+// bookinfoProductpage is productpage in bookinfo with one pod per env (env=default at
+// 10.0.1.10, env=feature-x at 10.0.1.11), the subsets env-router's DestinationRule names.
+const bookinfoProductpage = `
+apiVersion: v1
+kind: Service
+metadata: {name: productpage, namespace: bookinfo}
+spec: {clusterIP: 10.96.1.10, selector: {app: productpage}, ports: [{name: http, port: 9080, targetPort: 9080}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: productpage-default-0, namespace: bookinfo, labels: {app: productpage, env: default}}
+spec: {containers: [{name: app, image: app}]}
+status: {podIP: 10.0.1.10, phase: Running, conditions: [{type: Ready, status: "True"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: productpage-feature-x-0, namespace: bookinfo, labels: {app: productpage, env: feature-x}}
+spec: {containers: [{name: app, image: app}]}
+status: {podIP: 10.0.1.11, phase: Running, conditions: [{type: Ready, status: "True"}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: productpage, namespace: bookinfo, labels: {kubernetes.io/service-name: productpage}}
+addressType: IPv4
+endpoints:
+  - {addresses: [10.0.1.10], conditions: {ready: true}, targetRef: {kind: Pod, name: productpage-default-0, namespace: bookinfo}}
+  - {addresses: [10.0.1.11], conditions: {ready: true}, targetRef: {kind: Pod, name: productpage-feature-x-0, namespace: bookinfo}}
+ports: [{name: http, port: 9080}]
+`
+
+// issuer signs the test's tokens (RS256) and publishes its key as a JWKS.
+type issuer struct {
+	key  *rsa.PrivateKey
+	name string
+}
+
+func newIssuer(t *testing.T, name string) issuer {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return issuer{key: key, name: name}
+}
+
+func (i issuer) jwks() string {
+	b64 := base64.RawURLEncoding.EncodeToString
+	e := big.NewInt(int64(i.key.PublicKey.E)).Bytes()
+	js, _ := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": "test", "n": b64(i.key.PublicKey.N.Bytes()), "e": b64(e)}}})
+	return string(js)
+}
+
+// token is a JWT from this issuer with `claims` (iss and exp added).
+func (i issuer) token(t *testing.T, claims map[string]any) string {
+	t.Helper()
+	b64 := base64.RawURLEncoding.EncodeToString
+	claims["iss"] = i.name
+	claims["exp"] = time.Now().Add(time.Hour).Unix()
+	head, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT", "kid": "test"})
+	body, _ := json.Marshal(claims)
+	signed := b64(head) + "." + b64(body)
+	sum := sha256.Sum256([]byte(signed))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, i.key, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed + "." + b64(sig)
+}
+
+// The trusted hops the filters' READMEs describe, on the gateway configuration Istio generated,
+// in real Envoy: Istio's RequestAuthentication (jwt_authn) sets x-ops-authenticated and
+// x-env-trusted from a verified token's claims, after the suite's guards removed every client
+// copy. With them: a tester's env tag routes to that env's subset of productpage (env-router's
+// DestinationRule and VirtualService, bound to the gateway), and an operator pins one checkout
+// pod through Envoy's strict stateful session.
+func TestTrustedHopsOnTheGeneratedGateway(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(repoRoot(t), "dist", "podip-router.wasm")); err != nil {
+		t.Fatalf("the modules are not built (npm run build): %v", err)
+	}
+	auth := newIssuer(t, "https://auth.example.com")
+	forger := newIssuer(t, "https://auth.example.com")
+	config := bindToGateway(t, shipped(t, envoyFilterPlacement), "productpage-env", "istio-system/bookinfo-ingress") + "\n---\n" + meshGatewayConfig + fmt.Sprintf(`
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bookinfo-ingress, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: [productpage.bookinfo.svc.cluster.local]}]
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: gateway-jwt, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  jwtRules:
+    - issuer: %q
+      jwks: %q
+      outputClaimToHeaders:
+        - {header: x-ops-authenticated, claim: sub}
+        - {header: x-env-trusted, claim: env_tester}
+`, auth.name, auth.jwks())
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: config, KubernetesObjectString: meshKube + "\n---\n" + meshGatewayKube + "\n---\n" + bookinfoProductpage})
+
+	podA, podB := namedEcho("checkout-a"), namedEcho("checkout-b")
+	ppDefault, ppFeature := namedEcho("productpage-default"), namedEcho("productpage-feature-x")
+	for _, e := range []*httptest.Server{podA, podB, ppDefault, ppFeature} {
+		defer e.Close()
+	}
+	portOf := func(e *httptest.Server) uint32 { return uint32(e.Listener.Addr().(*net.TCPAddr).Port) }
+	a, b, gone := portOf(podA), portOf(podB), freePort(t)
+	clusters := map[string][]uint32{
+		"outbound|8080||checkout.shop.svc.cluster.local":                 {a, b},
+		"outbound|9080|default|productpage.bookinfo.svc.cluster.local":   {portOf(ppDefault)},
+		"outbound|9080|feature-x|productpage.bookinfo.svc.cluster.local": {portOf(ppFeature)},
+	}
+	endpoints := func(c string) []uint32 { return clusters[c] }
+	p := gatewayOf(s, SupportedVersions[len(SupportedVersions)-1])
+	chain := httpFilters(t, s.Listeners(p))["0.0.0.0_8080 "]
+	if !has(chain, "envoy.filters.http.jwt_authn") {
+		t.Fatalf("no jwt_authn on the gateway: %v", chain)
+	}
+	t.Logf("the gateway's HTTP filters: %v", chain)
+	gw, ports := bootstrapOf(t, s, p, run{endpoints: endpoints, pinnable: []uint32{a, b, gone}})
+	runEnvoy(t, gw)
+	control, controlPorts := bootstrapOf(t, s, p, run{endpoints: endpoints, control: true})
+	runEnvoy(t, control)
+
+	sendTo := func(t *testing.T, port uint32, host, path string, headers [][2]string) (int, seen, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
+		req.Host = host
+		for _, h := range headers {
+			req.Header.Add(h[0], h[1])
+		}
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		body, _ := io.ReadAll(r.Body)
+		var got seen
+		_ = json.Unmarshal(body, &got)
+		return r.StatusCode, got, r.Header
+	}
+	port, controlPort := ports["0.0.0.0_8080"], controlPorts["0.0.0.0_8080"]
+	const productpage = "productpage.bookinfo.svc.cluster.local"
+	bearer := func(token string) [2]string { return [2]string{"authorization", "Bearer " + token} }
+	tester := auth.token(t, map[string]any{"sub": "tester-bob", "env_tester": "true"})
+	operator := auth.token(t, map[string]any{"sub": "ops-alice"})
+
+	t.Run("a tester's token: x-env: feature-x reaches productpage's feature-x pod, and the trust header stays on the gateway", func(t *testing.T) {
+		status, got, _ := sendTo(t, port, productpage, "/", [][2]string{bearer(tester), {"x-env", "feature-x"}})
+		if status != 200 || got.Server != "productpage-feature-x" || !has(got.all("x-env-route"), "feature-x") || len(got.all("x-env-trusted")) != 0 {
+			t.Fatalf("status %d, served by %q, saw %+v", status, got.Server, got.Headers)
+		}
+		// The control: the same request without the suite's filters goes to the default subset.
+		_, control, _ := sendTo(t, controlPort, productpage, "/", [][2]string{bearer(tester), {"x-env", "feature-x"}})
+		if control.Server != "productpage-default" {
+			t.Fatalf("control: served by %q", control.Server)
+		}
+	})
+	t.Run("an env productpage has no pod of goes to default, and the tag still names the origin env", func(t *testing.T) {
+		status, got, _ := sendTo(t, port, productpage, "/", [][2]string{bearer(tester), {"x-env", "team-a"}})
+		if status != 200 || got.Server != "productpage-default" || !has(got.all("x-env"), "team-a") {
+			t.Fatalf("status %d, served by %q, saw %+v", status, got.Server, got.Headers)
+		}
+	})
+	t.Run("without the tester claim, or without a token, or with a client's own x-env-trusted, the tag is not believed", func(t *testing.T) {
+		for name, headers := range map[string][][2]string{
+			"operator token": {bearer(operator), {"x-env", "feature-x"}},
+			"no token":       {{"x-env", "feature-x"}},
+			"forged header":  {{"x-env-trusted", "true"}, {"x-env", "feature-x"}},
+		} {
+			status, got, _ := sendTo(t, port, productpage, "/", headers)
+			if status != 200 || got.Server != "productpage-default" || has(got.all("x-env"), "feature-x") {
+				t.Fatalf("%s: status %d, served by %q, saw %+v", name, status, got.Server, got.Headers)
+			}
+		}
+	})
+	t.Run("a token signed by another key is refused by Istio's jwt_authn", func(t *testing.T) {
+		status, got, _ := sendTo(t, port, productpage, "/", [][2]string{bearer(forger.token(t, map[string]any{"sub": "mallory", "env_tester": "true"})), {"x-env", "feature-x"}})
+		if status != 401 || got.Server != "" {
+			t.Fatalf("status %d, served by %q", status, got.Server)
+		}
+	})
+	t.Run("an operator's token pins each checkout pod, every time, through the strict stateful session", func(t *testing.T) {
+		for _, pod := range []struct {
+			port uint32
+			name string
+		}{{a, "checkout-a"}, {b, "checkout-b"}, {a, "checkout-a"}, {b, "checkout-b"}, {b, "checkout-b"}} {
+			target := fmt.Sprintf("127.0.0.1:%d", pod.port)
+			status, got, h := sendTo(t, port, "shop.example.com", "/_pod/"+target+"/actuator/health", [][2]string{bearer(operator)})
+			if status != 200 || got.Server != pod.name || got.Path != "/actuator/health" || h.Get("x-pinned-upstream") != target || len(got.all("x-ops-authenticated")) != 0 {
+				t.Fatalf("pin %s: status %d, served by %q at %q, x-pinned-upstream %q, saw %+v", target, status, got.Server, got.Path, h.Get("x-pinned-upstream"), got.Headers)
+			}
+			if h.Get("x-podip-session") != "" {
+				t.Fatalf("pin %s: the session header came back to the client: %q", target, h.Get("x-podip-session"))
+			}
+		}
+	})
+	t.Run("a pin to an allowed address that is no endpoint of the route's cluster gets 503", func(t *testing.T) {
+		status, got, _ := sendTo(t, port, "shop.example.com", fmt.Sprintf("/_pod/127.0.0.1:%d/actuator/health", gone), [][2]string{bearer(operator)})
+		if status != 503 || got.Server != "" {
+			t.Fatalf("status %d, served by %q", status, got.Server)
+		}
+	})
+	t.Run("a pin with a client's own x-ops-authenticated and no token gets 403", func(t *testing.T) {
+		status, got, _ := sendTo(t, port, "shop.example.com", fmt.Sprintf("/_pod/127.0.0.1:%d/actuator/health", a), [][2]string{{"x-ops-authenticated", "ops-alice"}})
+		if status != 403 || got.Server != "" {
+			t.Fatalf("status %d, served by %q", status, got.Server)
+		}
+	})
+}
+
+// bindToGateway is `resources` with env-router's VirtualService `name` bound to the mesh and to
+// `gateway` too, as manifests/src/env-router.ts writes it when its spec names an ingressGateway.
+func bindToGateway(t *testing.T, resources, name, gateway string) string {
+	t.Helper()
+	docs := strings.Split(resources, "\n---\n")
+	for i, doc := range docs {
+		if !strings.Contains(doc, "kind: VirtualService") || !strings.Contains(doc, "  name: "+name+"\n") {
+			continue
+		}
+		docs[i] = strings.Replace(doc, "\n  http:\n", "\n  gateways:\n    - mesh\n    - "+gateway+"\n  http:\n", 1)
+		if docs[i] == doc {
+			t.Fatalf("VirtualService %s: no http routes to bind", name)
+		}
+		return strings.Join(docs, "\n---\n")
+	}
+	t.Fatalf("no shipped VirtualService %s", name)
+	return ""
 }
