@@ -75,7 +75,11 @@ func freePort(t *testing.T) uint32 {
 //     certificates: transport sockets removed);
 //  5. wasm modules from dist/ instead of the pod's /var/local/lib/wasm/;
 //  6. (bootstrapOf with pinnable ports only) podip-router's configuration allows 127.0.0.1 on
-//     the test pods' ports, as the pods are loopback listeners.
+//     the test pods' ports, as the pods are loopback listeners;
+//  7. (bootstrapOf for a sidecar's inbound port) of the virtualInbound listener only the
+//     plaintext chain for that port, without its match and without the listener filters that
+//     pick a chain from the iptables-redirected destination, TLS and ALPN; the inbound cluster
+//     (ORIGINAL_DST, bound to 127.0.0.6) STATIC on the test upstream, round robin, unbound.
 //
 // With `control`, the suite's HTTP filters (the four and their guards) are left out too: the
 // same configuration without the suite, to show each case depends on it.
@@ -93,6 +97,10 @@ type run struct {
 	// pinnable: alteration 6, podip-router's configuration also allows 127.0.0.1 on these ports
 	// (allow_loopback), since the test's pods are loopback listeners.
 	pinnable []uint32
+	// inbound: a sidecar's inbound port. Only the plaintext chain for that port of the
+	// sidecar's virtualInbound listener is kept (alteration 7), and the cluster it routes to
+	// (Istio's ORIGINAL_DST inbound|<port>||, bound to 127.0.0.6) becomes STATIC on the upstream.
+	inbound uint32
 }
 
 // bootstrapOf turns what Istio pushes to proxy p into a static bootstrap, with the alterations
@@ -107,11 +115,27 @@ func bootstrapOf(t *testing.T, s *xds.FakeDiscoveryServer, p *model.Proxy, o run
 	b := &bootstrap.Bootstrap{Admin: &bootstrap.Admin{Address: sockAddr(freePort(t))}}
 	b.StaticResources = &bootstrap.Bootstrap_StaticResources{}
 	for _, l := range ls {
+		if o.inbound != 0 {
+			if l.Name != "virtualInbound" {
+				continue
+			}
+			l.FilterChains = []*listener.FilterChain{inboundChain(t, l, o.inbound)}
+			l.DefaultFilterChain = nil
+			l.ListenerFilters = nil
+			l.UseOriginalDst = nil
+		}
 		port := freePort(t)
 		ports[l.Name] = port
 		l.Address = sockAddr(port)
 		l.AdditionalAddresses = nil
 		for _, fc := range l.FilterChains {
+			var network []*listener.Filter
+			for _, f := range fc.Filters {
+				if !strings.HasPrefix(f.Name, "istio.") {
+					network = append(network, f)
+				}
+			}
+			fc.Filters = network
 			for _, f := range fc.Filters {
 				if f.Name != "envoy.filters.network.http_connection_manager" {
 					continue
@@ -122,14 +146,14 @@ func bootstrapOf(t *testing.T, s *xds.FakeDiscoveryServer, p *model.Proxy, o run
 					if rc == nil {
 						t.Fatalf("listener %s: no route configuration %s", l.Name, rds.RouteConfigName)
 					}
-					for _, vh := range rc.VirtualHosts {
-						for _, r := range vh.Routes {
-							if c := r.GetRoute().GetCluster(); c != "" {
-								used[c] = true
-							}
+					h.RouteSpecifier = &hcm.HttpConnectionManager_RouteConfig{RouteConfig: rc}
+				}
+				for _, vh := range h.GetRouteConfig().GetVirtualHosts() {
+					for _, r := range vh.Routes {
+						if c := r.GetRoute().GetCluster(); c != "" {
+							used[c] = true
 						}
 					}
-					h.RouteSpecifier = &hcm.HttpConnectionManager_RouteConfig{RouteConfig: rc}
 				}
 				var kept []*hcm.HttpFilter
 				for _, hf := range h.HttpFilters {
@@ -167,6 +191,10 @@ func bootstrapOf(t *testing.T, s *xds.FakeDiscoveryServer, p *model.Proxy, o run
 		c.TransportSocketMatches = nil
 		c.Filters = nil
 		c.Metadata = nil
+		if c.LbPolicy == cluster.Cluster_CLUSTER_PROVIDED {
+			c.LbPolicy = cluster.Cluster_ROUND_ROBIN
+		}
+		c.UpstreamBindConfig = nil
 		ports := o.endpoints(c.Name)
 		if len(ports) == 0 {
 			t.Fatalf("cluster %s: no test upstream for it", c.Name)
@@ -179,6 +207,21 @@ func bootstrapOf(t *testing.T, s *xds.FakeDiscoveryServer, p *model.Proxy, o run
 		b.StaticResources.Clusters = append(b.StaticResources.Clusters, c)
 	}
 	return b, ports
+}
+
+// inboundChain is the plaintext filter chain of a sidecar's virtualInbound listener for
+// `port`, without its match (the test connects to it directly, with no iptables redirect).
+func inboundChain(t *testing.T, l *listener.Listener, port uint32) *listener.FilterChain {
+	t.Helper()
+	for _, fc := range l.FilterChains {
+		m := fc.GetFilterChainMatch()
+		if m.GetDestinationPort().GetValue() == port && m.GetTransportProtocol() == "raw_buffer" {
+			fc.FilterChainMatch = nil
+			return fc
+		}
+	}
+	t.Fatalf("%s: no plaintext filter chain for port %d", l.Name, port)
+	return nil
 }
 
 func sockAddr(port uint32) *core.Address {
@@ -628,4 +671,103 @@ func bindToGateway(t *testing.T, resources, name, gateway string) string {
 	}
 	t.Fatalf("no shipped VirtualService %s", name)
 	return ""
+}
+
+// A sidecar's inbound side, as Istio generated it for an Istio 1.32 proxy, in real Envoy:
+// adaptive-ratelimit on checkout's, header-normalizer on legacy-app's, each next to a control
+// without the suite's filters.
+func TestSidecarInboundOnRealEnvoy(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(repoRoot(t), "dist", "adaptive-ratelimit.wasm")); err != nil {
+		t.Fatalf("the modules are not built (npm run build): %v", err)
+	}
+	up := echo()
+	defer up.Close()
+	upPort := uint32(up.Listener.Addr().(*net.TCPAddr).Port)
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{ConfigString: shipped(t, envoyFilterPlacement), KubernetesObjectString: meshKube + "\n---\n" + legacyKube})
+	version := SupportedVersions[len(SupportedVersions)-1]
+	start := func(t *testing.T, p *model.Proxy, control bool) (port, admin uint32) {
+		t.Helper()
+		b, ports := bootstrapOf(t, s, p, run{endpoints: func(string) []uint32 { return []uint32{upPort} }, control: control, inbound: 8080})
+		runEnvoy(t, b)
+		return ports["virtualInbound"], b.Admin.Address.GetSocketAddress().GetPortValue()
+	}
+	checkout := sidecarOf(s, version, "shop", "10.0.0.10", map[string]string{"app": "checkout"})
+	legacy := sidecarOf(s, version, "default", "10.0.0.20", map[string]string{"app": "legacy-app"})
+	checkoutPort, checkoutAdmin := start(t, checkout, false)
+	checkoutControl, _ := start(t, checkout, true)
+	legacyPort, _ := start(t, legacy, false)
+	legacyControl, _ := start(t, legacy, true)
+
+	do := func(t *testing.T, port uint32, method, path string, headers [][2]string) (int, seen, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
+		req.Host = "checkout.shop.svc.cluster.local"
+		for _, h := range headers {
+			req.Header.Add(h[0], h[1])
+		}
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		body, _ := io.ReadAll(r.Body)
+		var got seen
+		_ = json.Unmarshal(body, &got)
+		return r.StatusCode, got, r.Header
+	}
+	// counted sums checkout's Envoy stats whose names start with `prefix` (admin /stats; a
+	// module's own metrics are under wasmcustom.).
+	counted := func(t *testing.T, prefix string) int {
+		t.Helper()
+		r, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/stats", checkoutAdmin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		body, _ := io.ReadAll(r.Body)
+		total := 0
+		for _, line := range strings.Split(string(body), "\n") {
+			name, value, ok := strings.Cut(line, ": ")
+			if ok && strings.HasPrefix(name, prefix) {
+				var n int
+				fmt.Sscanf(value, "%d", &n)
+				total += n
+			}
+		}
+		return total
+	}
+	t.Run("checkout: a request is admitted by adaptive-ratelimit's api rule and says its quota; the control says none", func(t *testing.T) {
+		before := counted(t, "wasmcustom.adaptive_ratelimit.api.admitted.")
+		status, got, h := do(t, checkoutPort, "GET", "/orders", nil)
+		var limit int
+		if _, err := fmt.Sscanf(h.Get("ratelimit-limit"), "%d", &limit); status != 200 || got.Path != "/orders" || err != nil || limit <= 0 {
+			t.Fatalf("status %d, upstream saw %q, ratelimit-limit %q", status, got.Path, h.Get("ratelimit-limit"))
+		}
+		if after := counted(t, "wasmcustom.adaptive_ratelimit.api.admitted."); after != before+1 {
+			t.Fatalf("adaptive_ratelimit.api.admitted: %d before, %d after one request", before, after)
+		}
+		if _, _, ch := do(t, checkoutControl, "GET", "/orders", nil); ch.Get("ratelimit-limit") != "" {
+			t.Fatalf("control: ratelimit-limit %q", ch.Get("ratelimit-limit"))
+		}
+	})
+	t.Run("checkout: a POST to /checkout falls under the checkout rule (error ratio)", func(t *testing.T) {
+		before := counted(t, "wasmcustom.adaptive_ratelimit.checkout.admitted.")
+		if status, _, _ := do(t, checkoutPort, "POST", "/checkout/cart-1", nil); status != 200 {
+			t.Fatalf("status %d", status)
+		}
+		if after := counted(t, "wasmcustom.adaptive_ratelimit.checkout.admitted."); after != before+1 {
+			t.Fatalf("adaptive_ratelimit.checkout.admitted: %d before, %d after one request", before, after)
+		}
+	})
+	t.Run("legacy-app: two Content-Type lines reach the app as one; the control joins them with a comma", func(t *testing.T) {
+		twice := [][2]string{{"content-type", "application/json"}, {"content-type", "application/json"}}
+		status, got, _ := do(t, legacyPort, "GET", "/orders", twice)
+		if status != 200 || strings.Join(got.all("content-type"), "|") != "application/json" {
+			t.Fatalf("status %d, upstream saw content-type %v", status, got.all("content-type"))
+		}
+		_, control, _ := do(t, legacyControl, "GET", "/orders", twice)
+		if strings.Join(control.all("content-type"), "|") != "application/json,application/json" {
+			t.Fatalf("control: upstream saw content-type %v", control.all("content-type"))
+		}
+	})
 }
