@@ -42,13 +42,16 @@ export interface Front {
   stop(): Promise<void>;
 }
 
-/** Starts the example upstreams and the front for a bootstrap object. */
+/** A kind gateway run.sh port-forwarded, at the URL in environment variable `env`. */
+export function kindFront(target: Target, env: string): Front {
+  const url = process.env[env];
+  if (!url) throw new Error(`E2E_TARGET=kind: ${env} is not set (run e2e/kind/run.sh)`);
+  return { target, url, log: () => "", async stop() {} };
+}
+
+/** Starts the example upstreams and the front for a bootstrap object (on kind: the suite's gateway). */
 export async function startFront(target: Target, bootstrap: Record<string, any>, opts: { workers?: number; upstreams?: boolean } = {}): Promise<Front> {
-  if (target.kind === "kind") {
-    const url = process.env.E2E_GATEWAY_URL;
-    if (!url) throw new Error("E2E_TARGET=kind: E2E_GATEWAY_URL is not set (run e2e/kind/run.sh)");
-    return { target, url, log: () => "", async stop() {} };
-  }
+  if (target.kind === "kind") return kindFront(target, "E2E_GATEWAY_URL");
   const cfg = interpret(bootstrap);
   let port = 0;
   const stopEcho = opts.upstreams === false ? async () => {} : await startEcho(echoInstances(cfg.clusters.values()), () => port);

@@ -13,7 +13,7 @@ import { startEcho } from "../runtime/gateway/echo.js";
 import type { EchoInstance } from "../runtime/gateway/echo.js";
 import { startEnvoy } from "../runtime/gateway/envoy.js";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import { Front, PIN, Reply, Target, hops, root, seen, send, sendRaw, startFront, targets } from "./harness.js";
+import { Front, PIN, Reply, Target, hops, kindFront, root, seen, send, sendRaw, startFront, targets } from "./harness.js";
 import { compareRuns, view } from "./differential.js";
 
 const version = JSON.parse(readFileSync(`${root}package.json`, "utf8")).version;
@@ -36,6 +36,12 @@ interface Case {
   check(r: Reply, front: Front): void;
   /** The same request on the control front (no wasm filters): what users get without the suite. */
   control?(r: Reply): void;
+  /**
+   * On kind the control is a gateway without the suite's resources, while the sidecars keep
+   * theirs (env-router), and it has no stateful_session filter: where `control` does not hold
+   * there, this replaces it (null: no control on kind, for the reason given at the case).
+   */
+  kindControl?: ((r: Reply) => void) | null;
   /** The case names the replica that must answer: compare which one did (see differential.view). */
   pinned?: boolean;
 }
@@ -85,12 +91,16 @@ const CASES: Case[] = [
     run: (base) => chain(base, "reviews", [["x-env", "feature-x"], via(base)]),
     check: (r) => expect(hops(r)).toEqual(["reviews@feature-x", "ratings@default", "details@feature-x"]),
     control: (r) => expect(hops(r)).toEqual(["reviews@default", "ratings@default", "details@default"]),
+    // The gateway's decision is what the control lacks; the sidecars route the later hops.
+    kindControl: (r) => expect(hops(r)).toEqual(["reviews@default", "ratings@default", "details@feature-x"]),
   },
   {
     id: "env-router: missing env at the first hop",
     run: (base) => chain(base, "ratings", [["x-env", "feature-x"], via(base)]),
     check: (r) => expect(hops(r)).toEqual(["ratings@default", "details@feature-x"]),
     control: (r) => expect(hops(r)).toEqual(["ratings@default", "details@default"]),
+    // ratings has no feature-x either way; the sidecars still route details to feature-x.
+    kindControl: null,
   },
   {
     id: "env-router: the tag only in baggage (apps forwarding baggage)",
@@ -132,12 +142,16 @@ const CASES: Case[] = [
       expect(r.headers["x-podip-session"]).toBeUndefined();
     },
     control: (r) => expect(Buffer.from(r.headers["x-podip-session"] ?? "", "base64").toString()).toBe(`127.0.0.1:${r.json().port}`),
+    // The kind control gateway has no stateful_session filter (the suite ships it), so no header.
+    kindControl: null,
   },
   {
     id: "podip-router: a client-supplied session header cannot pin",
     run: (base) => send(base, { path: "/x", headers: [["x-podip-session", Buffer.from("127.0.0.1:18103").toString("base64")]] }),
     check: (r) => expect(seen(r, "x-podip-session")).toEqual([]),
     control: (r) => expect(r.json().port).toBe(18103),
+    // Needs the stateful_session filter, which the kind control gateway does not have.
+    kindControl: null,
   },
 ];
 
@@ -157,7 +171,8 @@ for (const target of TARGETS) {
     beforeAll(async () => {
       front = await startFront(target, shipped());
       // The control front shares the example upstreams: start it without its own.
-      if (target.kind !== "kind") control = await startFront(target, withoutWasm(shipped()), { upstreams: false });
+      // On kind, a second gateway with the same routes and none of the suite's resources.
+      control = target.kind === "kind" ? kindFront(target, "E2E_CONTROL_URL") : await startFront(target, withoutWasm(shipped()), { upstreams: false });
     }, 60000);
     afterAll(async () => { await control?.stop(); await front?.stop(); });
     printLogOnFailure(() => front);
@@ -168,9 +183,10 @@ for (const target of TARGETS) {
         record(c.id, target, view(r, front!.url, c.pinned));
         c.check(r, front!);
       });
-      if (c.control && target.kind !== "kind") {
+      const checkControl = target.kind === "kind" && c.kindControl !== undefined ? c.kindControl : c.control;
+      if (checkControl) {
         test(`${c.id} [control: no wasm filters]`, async () => {
-          c.control!(await c.run(control!.url, control!));
+          checkControl(await c.run(control!.url, control!));
         });
       }
       sameAsLocal(c.id, target);
@@ -198,12 +214,10 @@ for (const target of TARGETS) {
       test("adaptive-ratelimit: the 429 is the same as the local target's (but for the remaining count and reset time)", () =>
         compareRuns("429", results.get("429"), LOCAL.name, target.name));
     }
-    if (target.kind !== "kind") {
-      test("adaptive-ratelimit [control: no wasm filters]: a burst is all admitted", async () => {
-        const replies = await Promise.all(Array.from({ length: 40 }, () => send(control!.url, { path: "/api/items" })));
-        expect(replies.every((r) => r.status === 200)).toBe(true);
-      });
-    }
+    test("adaptive-ratelimit [control: no wasm filters]: a burst is all admitted", async () => {
+      const replies = await Promise.all(Array.from({ length: 40 }, () => send(control!.url, { path: "/api/items" })));
+      expect(replies.every((r) => r.status === 200)).toBe(true);
+    });
   });
 }
 
@@ -305,6 +319,42 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: a crashing filte
     if (target.kind === "envoy" && LOCAL) {
       test(`${name} [same result as the local target]`, () => compareRuns(id, results.get(id), LOCAL.name, target.name));
     }
+  }
+});
+
+// On kind: a gateway per WasmPlugin failStrategy, each running the crash fixture alone with one
+// worker (e2e/kind/resources.ts); Istio turns failStrategy into Envoy's failure_policy.
+describe.each(TARGETS.filter((t) => t.kind === "kind"))("$name: a crashing WasmPlugin under each failStrategy", (target: Target) => {
+  const trap: Array<[string, string]> = [["x-fixture-action", "trap"]];
+  const urls = new Map((process.env.E2E_CRASH_URLS ?? "").split(",").filter(Boolean).map((e) => e.split("=", 2) as [string, string]));
+  // [failStrategy, status of the trapping request, of the next request, does a fresh VM serve after the backoff]
+  const STRATEGIES: Array<[string, number, number, boolean]> = [
+    ["FAIL_OPEN", 503, 200, false],
+    ["FAIL_CLOSE", 503, 503, false],
+    ["FAIL_RELOAD", 503, 503, true],
+  ];
+  for (const [strategy, first, next, reloads] of STRATEGIES) {
+    test(`${strategy}: the trapping request gets ${first}, the next one ${next}${reloads ? ", and a fresh VM serves after the backoff" : ""}`, async () => {
+      const url = urls.get(strategy);
+      if (!url) throw new Error(`E2E_CRASH_URLS has no ${strategy} gateway (run e2e/kind/run.sh)`);
+      const f = kindFront(target, "E2E_GATEWAY_URL");
+      const a = await send(url, { path: "/", headers: trap });
+      const b = await send(url, { path: "/" });
+      expect(a.status).toBe(first);
+      expect(b.status).toBe(next);
+      if (reloads) {
+        const until = Date.now() + 10000;
+        let r = b;
+        while (r.status !== 200 && Date.now() < until) {
+          await new Promise((res) => setTimeout(res, 200));
+          r = await send(url, { path: "/" });
+        }
+        expect(r.status).toBe(200);
+        expect(r.headers["x-fixture-context"]).toBeDefined();
+      }
+      // The suite's own gateway is not affected.
+      expect((await send(f.url, { path: "/hello" })).status).toBe(200);
+    });
   }
 });
 

@@ -12,6 +12,48 @@ import { SESSION_HEADER, PIN_HEADER, wasmPlugins as podipWasmPlugins } from "../
 import { preserveCaseEnvoyFilters } from "../../manifests/src/header-normalizer.js";
 
 export const NS = "e2e";
+/**
+ * The kind target's ingress gateways: the suite's (`istio: ingressgateway`, every suite filter),
+ * the control (the same routes, none of the suite's resources on it), and one per failure policy
+ * running the crash fixture (one worker each, so that the request after a trap meets the VM that
+ * trapped). Each has its own Gateway resource; every VirtualService bound to the suite's is bound
+ * to all of them.
+ */
+export const GATEWAYS = {
+  suite: { gateway: "e2e", label: "ingressgateway", deployment: "istio-ingressgateway", port: 18080 },
+  control: { gateway: "e2e-control", label: "control-gateway", deployment: "control-gateway", port: 18081 },
+} as const;
+export const CRASH_POLICIES = ["FAIL_OPEN", "FAIL_CLOSE", "FAIL_RELOAD"] as const;
+export type CrashPolicy = (typeof CRASH_POLICIES)[number];
+export const crashGateway = (policy: CrashPolicy, i: number) => {
+  const name = `crash-${policy.toLowerCase().replace("_", "-")}`;
+  return { gateway: `e2e-${name}`, label: name, deployment: name, port: 18082 + i, policy };
+};
+export const CRASH_GATEWAYS = CRASH_POLICIES.map(crashGateway);
+const ALL_GATEWAYS = [GATEWAYS.suite, GATEWAYS.control, ...CRASH_GATEWAYS];
+
+/**
+ * The IstioOperator run.sh installs: the demo profile, the agent allowed to pull from the
+ * in-cluster registry over plain HTTP, and the extra gateways (ClusterIP: kind has no load
+ * balancer; the crash gateways with one worker).
+ */
+export function istioOperator(): Record<string, unknown> {
+  const extra = (g: { label: string; deployment: string }, workers?: number) => ({
+    name: g.deployment, enabled: true, label: { istio: g.label },
+    k8s: { service: { type: "ClusterIP", ports: [{ name: "http2", port: 80, targetPort: 8080 }] }, ...(workers ? { podAnnotations: { "proxy.istio.io/config": `concurrency: ${workers}` } } : {}) },
+  });
+  return {
+    apiVersion: "install.istio.io/v1alpha1", kind: "IstioOperator",
+    spec: {
+      profile: "demo",
+      meshConfig: { defaultConfig: { proxyMetadata: { WASM_INSECURE_REGISTRIES: "kind-registry:5000" } } },
+      components: {
+        // A list in the overlay replaces the profile's: the demo's own gateway is named again.
+        ingressGateways: [{ name: GATEWAYS.suite.deployment, enabled: true }, extra(GATEWAYS.control), ...CRASH_GATEWAYS.map((g) => extra(g, 1))],
+      },
+    },
+  };
+}
 export const SERVICES: Record<string, string[]> = { reviews: ["default", "feature-x"], ratings: ["default"], details: ["default", "feature-x"], web: ["default"] };
 export const WEB_REPLICAS = 3;
 export const POD_CIDR = "10.244.0.0/16";
@@ -57,11 +99,11 @@ export function kubernetesResources(echoJs: string): Record<string, unknown>[] {
 }
 
 export function istioResources(digests: Record<string, string>, registry: string): Record<string, unknown>[] {
-  const out: Record<string, unknown>[] = [{
-    apiVersion: "networking.istio.io/v1", kind: "Gateway", metadata: { name: "e2e", namespace: NS },
+  const out: Record<string, unknown>[] = ALL_GATEWAYS.map((g) => ({
+    apiVersion: "networking.istio.io/v1", kind: "Gateway", metadata: { name: g.gateway, namespace: NS },
     // FQDNs: Istio refuses short host names on a Gateway and on the VirtualServices bound to it.
-    spec: { selector: { istio: "ingressgateway" }, servers: [{ port: { number: 80, name: "http", protocol: "HTTP" }, hosts: Object.keys(SERVICES).map((s) => `${s}.${NS}.svc.cluster.local`) }] },
-  }];
+    spec: { selector: { istio: g.label }, servers: [{ port: { number: 80, name: "http", protocol: "HTTP" }, hosts: Object.keys(SERVICES).map((s) => `${s}.${NS}.svc.cluster.local`) }] },
+  }));
   // env-router's resources from the shipped generator, with the kind target's values: what is
   // tested is what is shipped. The gateway trusts every caller here (test only: the suite's
   // client sets the tag itself); shipped manifests trust a guarded header instead.
@@ -71,11 +113,15 @@ export function istioResources(digests: Record<string, string>, registry: string
     gatewayTrust: { source_cidrs: ["0.0.0.0/0"] }, servicePort: 8080, ingressGateway: "e2e", extraConfig: { explain: true, stamp_build: true },
     image: { url: `oci://${registry}/env-router@sha256:${digests["env-router"]}`, sha256: digests["env-router"] },
   };
-  for (const service of Object.keys(SERVICES)) out.push(destinationRule(envSpec, service), virtualService(envSpec, service));
+  for (const service of Object.keys(SERVICES)) {
+    const vs = virtualService(envSpec, service) as { spec: { gateways: string[] } };
+    vs.spec.gateways = ["mesh", ...ALL_GATEWAYS.map((g) => g.gateway)];
+    out.push(destinationRule(envSpec, service), vs);
+  }
   out.push(...envWasmPlugins(envSpec), healthFallbackEnvoyFilter(envSpec));
   const stamp = { stamp_build: true };
   const plugin = (name: string, filter: string, selector: Record<string, string>, placement: "gateway" | "sidecar-inbound" | "sidecar-outbound", namespace: string,
-    phase: "AUTHN" | "AUTHZ" | "STATS", priority: number, failStrategy: "FAIL_OPEN" | "FAIL_CLOSE", configuration: object) =>
+    phase: "AUTHN" | "AUTHZ" | "STATS", priority: number, failStrategy: "FAIL_OPEN" | "FAIL_CLOSE" | "FAIL_RELOAD", configuration: object) =>
     wasmPlugin({ name, namespace, filter, selector, placement, url: `oci://${registry}/${filter}@sha256:${digests[filter]}`, sha256: digests[filter], phase, priority, failStrategy, configuration });
   const gw = { istio: "ingressgateway" };
   out.push(
@@ -100,5 +146,12 @@ export function istioResources(digests: Record<string, string>, registry: string
     gateway: { namespace: "istio-system", selector: gw, port: 8080 },
   });
   out.push(onWeb, onGateway);
+  // The crash fixture (it traps on x-fixture-action: trap) on each crash gateway, with its policy.
+  for (const g of CRASH_GATEWAYS) {
+    out.push(wasmPlugin({
+      name: `fixture-${g.label}`, namespace: "istio-system", filter: "fixture", selector: { istio: g.label }, placement: "gateway",
+      url: `oci://${registry}/fixture@sha256:${digests.fixture}`, sha256: digests.fixture, phase: "STATS", priority: 10, failStrategy: g.policy, configuration: {},
+    }));
+  }
   return out;
 }

@@ -158,7 +158,7 @@ export interface WasmPluginSpec {
   sha256: string;
   phase: "AUTHN" | "AUTHZ" | "STATS" | "UNSPECIFIED_PHASE";
   priority: number;
-  failStrategy: "FAIL_CLOSE" | "FAIL_OPEN";
+  failStrategy: "FAIL_CLOSE" | "FAIL_OPEN" | "FAIL_RELOAD";
   configuration: object;
 }
 
