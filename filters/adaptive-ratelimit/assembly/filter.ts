@@ -27,6 +27,15 @@ const MAX_WINDOW: f64 = 30;
  * not for a backlog).
  */
 const GUARD_MEAN_MARGIN: f64 = 1.5;
+/**
+ * The healthy mean latency is the least of the last this many healthy readings: a load rising
+ * past capacity while the limit is still open passes for healthy for a reading or two (under the
+ * setpoint, demand under the rate) with a queue already building, and must not stand for the
+ * service's own latency.
+ */
+const HEALTHY_READINGS: i32 = 10;
+/** A mean latency past this multiple of the healthy one: requests are queueing. */
+const QUEUEING: f64 = 1.2;
 
 function nowMs(): f64 {
   return <f64>nowNanos() / 1e6;
@@ -107,8 +116,11 @@ class RuleRuntime {
   seen: Map<string, Samples> = new Map<string, Samples>();
   /** Lease holder: the warning that latency over the setpoint is not from load was logged. */
   notFromLoadWarned: bool = false;
-  /** Lease holder: the mean latency of the last interval that met the setpoint (0: none yet). */
+  /** Lease holder: the service's healthy mean latency (0: none yet), see learnHealthyMean. */
   healthyMeanMs: f64 = 0;
+  /** The last HEALTHY_READINGS healthy mean latencies (ms), oldest overwritten first. */
+  healthyMeans: StaticArray<f64> = new StaticArray<f64>(HEALTHY_READINGS);
+  healthyCount: i32 = 0;
   /** This worker's share of the rule's arrivals it rejected, smoothed over ticks (for Retry-After). */
   rejectShare: f64 = 0;
   private tickArrivals: u64 = 0;
@@ -119,6 +131,16 @@ class RuleRuntime {
   }
 
   /** Once per tick: folds the arrivals and rejections since the last tick into rejectShare. */
+  /** Records a healthy reading's mean latency; the healthy mean is the least of the last HEALTHY_READINGS. */
+  learnHealthyMean(mean: f64): void {
+    unchecked(this.healthyMeans[this.healthyCount % HEALTHY_READINGS] = mean);
+    this.healthyCount++;
+    const n = this.healthyCount < HEALTHY_READINGS ? this.healthyCount : HEALTHY_READINGS;
+    let least = unchecked(this.healthyMeans[0]);
+    for (let k = 1; k < n; k++) if (unchecked(this.healthyMeans[k]) < least) least = unchecked(this.healthyMeans[k]);
+    this.healthyMeanMs = least;
+  }
+
   updateRejectShare(): void {
     const arrivals = this.samples.arrivals - this.tickArrivals;
     const rejected = this.samples.rejected - this.tickRejected;
@@ -297,7 +319,11 @@ export class RateLimitRoot extends FilterRoot {
     // Requests in flight on average over the window (Little's law), from the mean latency.
     const mean = rule.signal == Signal.Latency ? hist.mean() : -1;
     const concurrency = mean >= 0 && dtS > 0 ? <f64>completed * mean / 1000.0 / dtS : -1;
-    step(rule.pid, state, measured, <i64>completed, demand, now, goodRate, arrivals > 0 ? <f64>rejected / <f64>arrivals : 0, concurrency);
+    // Saturated at the guard's bound: requests queue (the mean latency past the healthy one;
+    // unknown yet: assume so), and the bound is fine enough to hold (two requests a worker or
+    // more: each worker holds its part of the bound, rounded up to one request).
+    const queueing = (rt.healthyMeanMs <= 0 || mean > QUEUEING * rt.healthyMeanMs) && rt.guardLimit >= 2 * <f64>workers.length;
+    step(rule.pid, state, measured, <i64>completed, demand, now, goodRate, arrivals > 0 ? <f64>rejected / <f64>arrivals : 0, concurrency, queueing);
     if (completed >= <u64>rule.pid.minSamples && notFromLoad(rule.pid, measured, concurrency) && !rt.notFromLoadWarned) {
       rt.notFromLoadWarned = true;
       logWarn(FILTER_NAME + ": rule " + rule.name + ": latency " + (<i64>Math.round(measured)).toString() + " ms is over the setpoint (" + (<i64>Math.round(rule.pid.setpoint)).toString() +
@@ -306,14 +332,14 @@ export class RateLimitRoot extends FilterRoot {
     // The guard's latency allowance follows the mean the service shows while clearly healthy
     // and not held by the rate: under 80% of the setpoint (near it, part of the mean is already
     // queueing) with demand under the rate (in an overload the mean is the backlog's).
-    if (rule.signal == Signal.Latency && completed >= <u64>rule.pid.minSamples && measured >= 0 && measured <= 0.8 * rule.pid.setpoint && mean > 0 && demand < APP_LIMITED * state.rate) rt.healthyMeanMs = mean;
+    if (rule.signal == Signal.Latency && completed >= <u64>rule.pid.minSamples && measured >= 0 && measured <= 0.8 * rule.pid.setpoint && mean > 0 && demand < APP_LIMITED * state.rate) rt.learnHealthyMean(mean);
     if (rule.inflightGuard > 0 && !rt.guardWarned && completed >= <u64>rule.pid.minSamples && measured >= 0 && measured <= rule.pid.setpoint) {
       // Healthy, yet the mean latency is past what the guard assumes: it would hold normal
       // traffic (the controller then raises the rate to make room, but say so once).
       if (mean > rule.inflightGuard * rule.pid.setpoint) {
         rt.guardWarned = true;
         logWarn(FILTER_NAME + ": rule " + rule.name + ": mean latency " + (<i64>Math.round(mean)).toString() + " ms meets the setpoint but exceeds controller.inflight_guard x setpoint_ms (" +
-          (<i64>Math.round(rule.inflightGuard * rule.pid.setpoint)).toString() + " ms); the in-flight guard may turn away normal traffic: raise inflight_guard to about " +
+          (<i64>Math.round(rule.inflightGuard * rule.pid.setpoint)).toString() + " ms); until a healthy mean is seen (after a restart or a new rule) the in-flight guard may turn away normal traffic: raise inflight_guard to about " +
           (Math.min(1, Math.ceil(mean * 1.25 / rule.pid.setpoint * 10) / 10)).toString() + " or set it to 0");
       }
     }
@@ -382,7 +408,7 @@ function inflightLimitOf(rule: Rule, rate: f64, healthyMeanMs: f64): f64 {
   // A service whose normal mean latency is past that allowance (a long tail under a p50 or p90
   // setpoint, a setpoint close to the service time) would be held under its own parallelism.
   let w = rule.inflightGuard * rule.pid.setpoint;
-  if (healthyMeanMs > w) w = GUARD_MEAN_MARGIN * healthyMeanMs;
+  if (healthyMeanMs > 0) w = GUARD_MEAN_MARGIN * healthyMeanMs;
   const limit = Math.ceil(rate * w / 1000.0);
   return limit < 2 ? 2 : limit;
 }

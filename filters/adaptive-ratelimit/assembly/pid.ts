@@ -50,6 +50,8 @@ export class PidParams {
   minSamples: i64 = 20;
   filter: f64 = 0.7;
   intervalMs: f64 = 1000;
+  /** The rule has an in-flight guard next to the rate (see step: the guard-bound hold). */
+  guarded: bool = false;
 }
 
 export class PidState {
@@ -106,7 +108,7 @@ export function bumpless(params: PidParams, prev: PidState): PidState {
  * `rejectedShare` the share of arrivals the limit (or the in-flight guard) turned away.
  * Returns true when the rate changed.
  */
-export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64, goodRate: f64 = 0, rejectedShare: f64 = 0, concurrency: f64 = -1): bool {
+export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64, goodRate: f64 = 0, rejectedShare: f64 = 0, concurrency: f64 = -1, queueing: bool = true): bool {
   let dt = (nowMs - s.lastStepMs) / 1000.0;
   s.lastStepMs = nowMs;
   // A clock jump (or a first step after a long pause) must not inflate the integral.
@@ -167,6 +169,16 @@ export function step(params: PidParams, s: PidState, measured: f64, samples: i64
   // away, the limit binds nothing and raising it tells nothing (and would leave no protection
   // for a surge); hold it.
   if (clamped > current && demand < APP_LIMITED * s.rate && rejectedShare < BINDING) clamped = current;
+  // Guard-bound: traffic is turned away while under 90% of the rate is admitted, so the in-flight
+  // guard, not the rate, is what holds it. With requests queueing (the mean latency past the
+  // healthy one) the service is saturated at the guard's bound: a higher rate would only raise
+  // that bound and the queue behind it, not the throughput, so hold. Far under the setpoint the
+  // bound may be tighter than the service's parallelism: creep. Without queueing the bound is
+  // too tight for the traffic (bursts after an overload): the rate, and with it the bound, rises.
+  if (params.guarded && queueing && clamped > current && rejectedShare >= BINDING && demand * (1 - rejectedShare) < APP_LIMITED * s.rate) {
+    if (measured > 0.5 * params.setpoint) clamped = current;
+    else if (clamped > current + Math.log(1 + params.creep)) clamped = current + Math.log(1 + params.creep);
+  }
   if (clamped > Math.log(params.maxRate)) clamped = Math.log(params.maxRate);
   if (clamped < Math.log(params.minRate)) clamped = Math.log(params.minRate);
   if (clamped != target) integral = clamped - p - d;

@@ -106,6 +106,7 @@ function parseController(r: ConfigReader, obj: JsonObject, path: string, rule: R
     p.setpoint = r.num(obj, path, "setpoint_ms", 0, 1, 600000, true);
     if (obj.has("setpoint_ratio")) r.fail(fieldPath(path, "setpoint_ratio"), "only for signal error_ratio");
     rule.inflightGuard = r.num(obj, path, "inflight_guard", 0.5, 0, 1);
+    rule.pid.guarded = rule.inflightGuard > 0;
   } else {
     rule.inflightGuard = 0;
     if (obj.has("inflight_guard") && r.ok) r.fail(fieldPath(path, "inflight_guard"), "only for signal latency (the guard holds requests in flight to rate x setpoint_ms x inflight_guard)");

@@ -521,7 +521,10 @@ describe("the in-flight guard", () => {
 
   test("4 workers, all traffic on one (one long-lived connection): that worker gets nearly all of the limit", async () => {
     const { envoy } = limiter(guarded(), 4);
-    await burst(envoy, 60, 20, 5, 0); // 1.2 s of quick requests on worker 0: the split follows arrivals
+    // 1.2 s of 60 ms requests on worker 0: the split follows arrivals, and the guard learns the
+    // healthy mean (about 60 ms, read at bucket bounds), so its allowance is 1.5 x that: about
+    // 10 in flight at 100/s, as before it with 0.5 x 200 ms.
+    await burst(envoy, 60, 20, 60, 0);
     const results = await burst(envoy, 50, 20, 3000, 0, "critical");
     const admitted = results.filter((r) => r.status === 200).length;
     // An even split would give worker 0 a part of 2.5 (3 with borrowing at most 4); its arrival
@@ -532,7 +535,7 @@ describe("the in-flight guard", () => {
 
   test("4 workers, even traffic: the total in flight reaches the limit and stays within 1.5 times it plus one per worker", async () => {
     const { envoy } = limiter(guarded(), 4);
-    await burst(envoy, 60, 20, 5, undefined, "critical");
+    await burst(envoy, 60, 20, 60, undefined, "critical"); // as above: a healthy mean of about 60 ms
     const results = await burst(envoy, 80, 10, 3000, undefined, "critical");
     const admitted = results.filter((r) => r.status === 200).length;
     // Each worker holds its part exactly and borrows past it only while under 1.5 times its

@@ -91,6 +91,28 @@ describe("PID step", () => {
     expect(s.rate <= 100 * (1 + p.maxStep) + 1e-9).toBe(true);
   });
 
+  it("holds a rate the in-flight guard holds for it while requests queue: a higher rate would raise only the queue", () => {
+    const p = params();
+    p.guarded = true;
+    // 300/s offered, 75% turned away (75/s admitted, under 90% of the rate of 100): the guard binds.
+    const held = coldStart(p, 0);
+    step(p, held, 70, 100, 300, 1000, 75, 0.75, 10, true);
+    expect(held.rate).toBe(100);
+    // Far under the setpoint, the bound may be too tight: the rate creeps.
+    const far = coldStart(p, 0);
+    step(p, far, 30, 100, 300, 1000, 75, 0.75, 10, true);
+    expect(far.rate > 100).toBe(true);
+    expect(far.rate <= 100 * (1 + p.creep) + 1e-9).toBe(true);
+    // No queueing (the guard is too tight for bursts, not the service saturated): it rises.
+    const free = coldStart(p, 0);
+    step(p, free, 70, 100, 300, 1000, 75, 0.75, 10, false);
+    expect(free.rate > 100 * (1 + p.creep)).toBe(true);
+    // Without a guard the same readings raise the rate: the limit is what turned traffic away.
+    const unguarded = coldStart(params(), 0);
+    step(params(), unguarded, 70, 100, 300, 1000, 75, 0.75, 10, true);
+    expect(unguarded.rate > 100 * (1 + p.creep)).toBe(true);
+  });
+
   it("back under the setpoint after a cut, returns to 95% of the learned capacity in one step", () => {
     const p = params(), s = coldStart(p, 0);
     s.ceiling = 200;
