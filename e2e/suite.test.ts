@@ -277,6 +277,18 @@ function sameAsLocal(id: string, target: Target): void {
   if (target.kind === "envoy" && LOCAL) test(`${id} [same result as the local target]`, () => compareRuns(id, results.get(id), LOCAL.name, target.name));
 }
 
+/** Polls `url` (after `last`) until a fresh fixture VM answers 200, for at most `ms`. */
+async function expectFreshVm(url: string, last: Reply, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  let r = last;
+  while (r.status !== 200 && Date.now() < until) {
+    await new Promise((res) => setTimeout(res, 200));
+    r = await send(url, { path: "/" });
+  }
+  expect(r.status).toBe(200);
+  expect(r.headers["x-fixture-context"]).toBeDefined();
+}
+
 // The crash fixture runs where the suite controls the proxy's filters (local gateway, real Envoy).
 describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: a crashing filter under each failure policy", (target: Target) => {
   const trap: Array<[string, string]> = [["x-fixture-action", "trap"]];
@@ -304,17 +316,8 @@ describe.each(TARGETS.filter((t) => t.kind !== "kind"))("$name: a crashing filte
       results.get(id)!.set(target.name, [...view(a, f.url).map((l) => `trap ${l}`), ...view(b, f.url).map((l) => `next ${l}`)]);
       expect(a.status).toBe(first);
       expect(b.status).toBe(next);
-      if (reloads) {
-        // The reload backoff is 1 s (jittered); poll for the fresh VM for up to 5 s.
-        const until = Date.now() + 5000;
-        let r = b;
-        while (r.status !== 200 && Date.now() < until) {
-          await new Promise((res) => setTimeout(res, 200));
-          r = await send(f.url, { path: "/" });
-        }
-        expect(r.status).toBe(200);
-        expect(r.headers["x-fixture-context"]).toBeDefined();
-      }
+      // The reload backoff is 1 s (jittered); poll for the fresh VM for up to 5 s.
+      if (reloads) await expectFreshVm(f.url, b, 5000);
     });
     if (target.kind === "envoy" && LOCAL) {
       test(`${name} [same result as the local target]`, () => compareRuns(id, results.get(id), LOCAL.name, target.name));
@@ -342,16 +345,7 @@ describe.each(TARGETS.filter((t) => t.kind === "kind"))("$name: a crashing WasmP
       const b = await send(url, { path: "/" });
       expect(a.status).toBe(first);
       expect(b.status).toBe(next);
-      if (reloads) {
-        const until = Date.now() + 10000;
-        let r = b;
-        while (r.status !== 200 && Date.now() < until) {
-          await new Promise((res) => setTimeout(res, 200));
-          r = await send(url, { path: "/" });
-        }
-        expect(r.status).toBe(200);
-        expect(r.headers["x-fixture-context"]).toBeDefined();
-      }
+      if (reloads) await expectFreshVm(url, b, 10000);
       // The suite's own gateway is not affected.
       expect((await send(f.url, { path: "/hello" })).status).toBe(200);
     });

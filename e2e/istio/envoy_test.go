@@ -327,6 +327,27 @@ func runEnvoy(t *testing.T, b *bootstrap.Bootstrap) {
 	}
 }
 
+// call sends one request to 127.0.0.1:port with Host `host` and the header lines given, and
+// returns the status, what the echo upstream saw (empty when it answered nothing) and the
+// response headers.
+func call(t *testing.T, method string, port uint32, host, path string, headers [][2]string) (int, seen, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
+	req.Host = host
+	for _, h := range headers {
+		req.Header.Add(h[0], h[1])
+	}
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	body, _ := io.ReadAll(r.Body)
+	var got seen
+	_ = json.Unmarshal(body, &got)
+	return r.StatusCode, got, r.Header
+}
+
 type seen struct {
 	Server  string      `json:"server"`
 	Path    string      `json:"path"`
@@ -363,20 +384,7 @@ func TestGatewayConfigurationOnRealEnvoy(t *testing.T) {
 	}
 	sendTo := func(t *testing.T, port uint32, path string, headers [][2]string) (int, seen, http.Header) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
-		req.Host = "shop.example.com"
-		for _, h := range headers {
-			req.Header.Add(h[0], h[1])
-		}
-		r, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		body, _ := io.ReadAll(r.Body)
-		var got seen
-		_ = json.Unmarshal(body, &got)
-		return r.StatusCode, got, r.Header
+		return call(t, "GET", port, "shop.example.com", path, headers)
 	}
 	send := func(t *testing.T, path string, headers [][2]string) (int, seen, http.Header) {
 		t.Helper()
@@ -569,20 +577,7 @@ spec:
 
 	sendTo := func(t *testing.T, port uint32, host, path string, headers [][2]string) (int, seen, http.Header) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
-		req.Host = host
-		for _, h := range headers {
-			req.Header.Add(h[0], h[1])
-		}
-		r, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		body, _ := io.ReadAll(r.Body)
-		var got seen
-		_ = json.Unmarshal(body, &got)
-		return r.StatusCode, got, r.Header
+		return call(t, "GET", port, host, path, headers)
 	}
 	port, controlPort := ports["0.0.0.0_8080"], controlPorts["0.0.0.0_8080"]
 	const productpage = "productpage.bookinfo.svc.cluster.local"
@@ -700,20 +695,7 @@ func TestSidecarInboundOnRealEnvoy(t *testing.T) {
 
 	do := func(t *testing.T, port uint32, method, path string, headers [][2]string) (int, seen, http.Header) {
 		t.Helper()
-		req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
-		req.Host = "checkout.shop.svc.cluster.local"
-		for _, h := range headers {
-			req.Header.Add(h[0], h[1])
-		}
-		r, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		body, _ := io.ReadAll(r.Body)
-		var got seen
-		_ = json.Unmarshal(body, &got)
-		return r.StatusCode, got, r.Header
+		return call(t, method, port, "checkout.shop.svc.cluster.local", path, headers)
 	}
 	// counted sums checkout's Envoy stats whose names start with `prefix` (admin /stats; a
 	// module's own metrics are under wasmcustom.).
