@@ -28,6 +28,11 @@ const MAX_WINDOW: f64 = 30;
  */
 const GUARD_MEAN_MARGIN: f64 = 1.5;
 /**
+ * The margin while demand exceeds the rate (an overload): the bound closer to the service's
+ * parallelism, at the shortest queue that keeps it busy.
+ */
+const GUARD_MEAN_MARGIN_OVERLOAD: f64 = 1.25;
+/**
  * The healthy mean latency is the least of the last this many healthy readings: a load rising
  * past capacity while the limit is still open passes for healthy for a reading or two (under the
  * setpoint, demand under the rate) with a queue already building, and must not stand for the
@@ -121,6 +126,8 @@ class RuleRuntime {
   /** The last HEALTHY_READINGS healthy mean latencies (ms), oldest overwritten first. */
   healthyMeans: StaticArray<f64> = new StaticArray<f64>(HEALTHY_READINGS);
   healthyCount: i32 = 0;
+  /** Lease holder: demand exceeded the rate over the last control interval. */
+  overload: bool = false;
   /** This worker's share of the rule's arrivals it rejected, smoothed over ticks (for Retry-After). */
   rejectShare: f64 = 0;
   private tickArrivals: u64 = 0;
@@ -322,6 +329,8 @@ export class RateLimitRoot extends FilterRoot {
     // Saturated at the guard's bound: requests queue (the mean latency past the healthy one;
     // unknown yet: assume so), and the bound is fine enough to hold (two requests a worker or
     // more: each worker holds its part of the bound, rounded up to one request).
+    // Overload: more arrived than the rate admits.
+    rt.overload = demand > state.rate;
     const queueing = (rt.healthyMeanMs <= 0 || mean > QUEUEING * rt.healthyMeanMs) && rt.guardLimit >= 2 * <f64>workers.length;
     step(rule.pid, state, measured, <i64>completed, demand, now, goodRate, arrivals > 0 ? <f64>rejected / <f64>arrivals : 0, concurrency, queueing);
     if (completed >= <u64>rule.pid.minSamples && notFromLoad(rule.pid, measured, concurrency) && !rt.notFromLoadWarned) {
@@ -399,16 +408,16 @@ function guardAdmits(rt: RuleRuntime, reserve: f64): bool {
 /**
  * The most requests the in-flight guard lets a latency rule have in flight at `rate` (0: no
  * guard). Little's law: with `rate` admitted per second, more than rate x W in flight means the
- * mean latency is past W, so a backlog is building; W is `inflight_guard` x the setpoint, or
- * GUARD_MEAN_MARGIN x the mean latency last seen while the setpoint was met when that mean is
- * past it.
+ * mean latency is past W, so a backlog is building. W is a margin x the service's healthy mean
+ * latency once one is known: 1.25 while demand exceeds the rate (an overload), so that at a rate
+ * near capacity the bound is the service's own parallelism plus a quarter, where it is busy at
+ * the shortest queue; 1.5 otherwise, room for a healthy service's bursts. Until a healthy mean is
+ * known, `inflight_guard` x the setpoint.
  */
-function inflightLimitOf(rule: Rule, rate: f64, healthyMeanMs: f64): f64 {
+function inflightLimitOf(rule: Rule, rate: f64, healthyMeanMs: f64, overload: bool): f64 {
   if (rule.inflightGuard <= 0) return 0;
-  // A service whose normal mean latency is past that allowance (a long tail under a p50 or p90
-  // setpoint, a setpoint close to the service time) would be held under its own parallelism.
   let w = rule.inflightGuard * rule.pid.setpoint;
-  if (healthyMeanMs > 0) w = GUARD_MEAN_MARGIN * healthyMeanMs;
+  if (healthyMeanMs > 0) w = (overload ? GUARD_MEAN_MARGIN_OVERLOAD : GUARD_MEAN_MARGIN) * healthyMeanMs;
   const limit = Math.ceil(rate * w / 1000.0);
   return limit < 2 ? 2 : limit;
 }
@@ -425,7 +434,7 @@ function guardStep(rt: RuleRuntime, workers: Array<string>, snaps: Array<Samples
   if (bucket === null) return;
   const g = new GuardRecord();
   g.rate = bucket.rate;
-  g.limit = inflightLimitOf(rule, bucket.rate, rt.healthyMeanMs);
+  g.limit = inflightLimitOf(rule, bucket.rate, rt.healthyMeanMs, rt.overload);
   let total: f64 = 0, inflight: u64 = 0;
   const trends = new Array<f64>();
   for (let k = 0; k < workers.length; k++) {
