@@ -22,9 +22,8 @@ const EARLY_STEP: f64 = 1.5;
 /** Intervals a rule with fewer than min_samples completions adds up before it gives up the window. */
 const MAX_WINDOW: f64 = 30;
 /**
- * A guard tighter than the mean latency the service showed while healthy allows this many times
- * that mean instead (the normal class then has 1.2 times it, after its reserve: room for bursts,
- * not for a backlog).
+ * Once the service's healthy mean latency is known, the guard's allowance is this many times it
+ * (the normal class then has 1.2 times it, after its reserve: room for bursts, not for a backlog).
  */
 const GUARD_MEAN_MARGIN: f64 = 1.5;
 /**
@@ -125,7 +124,9 @@ class RuleRuntime {
   healthyMeanMs: f64 = 0;
   /** The last HEALTHY_READINGS healthy mean latencies (ms), oldest overwritten first. */
   healthyMeans: StaticArray<f64> = new StaticArray<f64>(HEALTHY_READINGS);
+  /** Readings held (at most HEALTHY_READINGS) and the slot the next one goes to. */
   healthyCount: i32 = 0;
+  healthyNext: i32 = 0;
   /** Lease holder: demand exceeded the rate over the last control interval. */
   overload: bool = false;
   /** This worker's share of the rule's arrivals it rejected, smoothed over ticks (for Retry-After). */
@@ -137,17 +138,17 @@ class RuleRuntime {
     this.metrics = new RuleMetrics(rule, s);
   }
 
-  /** Once per tick: folds the arrivals and rejections since the last tick into rejectShare. */
   /** Records a healthy reading's mean latency; the healthy mean is the least of the last HEALTHY_READINGS. */
   learnHealthyMean(mean: f64): void {
-    unchecked(this.healthyMeans[this.healthyCount % HEALTHY_READINGS] = mean);
-    this.healthyCount++;
-    const n = this.healthyCount < HEALTHY_READINGS ? this.healthyCount : HEALTHY_READINGS;
+    unchecked(this.healthyMeans[this.healthyNext] = mean);
+    this.healthyNext = (this.healthyNext + 1) % HEALTHY_READINGS;
+    if (this.healthyCount < HEALTHY_READINGS) this.healthyCount++;
     let least = unchecked(this.healthyMeans[0]);
-    for (let k = 1; k < n; k++) if (unchecked(this.healthyMeans[k]) < least) least = unchecked(this.healthyMeans[k]);
+    for (let k = 1; k < this.healthyCount; k++) if (unchecked(this.healthyMeans[k]) < least) least = unchecked(this.healthyMeans[k]);
     this.healthyMeanMs = least;
   }
 
+  /** Once per tick: folds the arrivals and rejections since the last tick into rejectShare. */
   updateRejectShare(): void {
     const arrivals = this.samples.arrivals - this.tickArrivals;
     const rejected = this.samples.rejected - this.tickRejected;
@@ -326,11 +327,11 @@ export class RateLimitRoot extends FilterRoot {
     // Requests in flight on average over the window (Little's law), from the mean latency.
     const mean = rule.signal == Signal.Latency ? hist.mean() : -1;
     const concurrency = mean >= 0 && dtS > 0 ? <f64>completed * mean / 1000.0 / dtS : -1;
+    // Overload: more arrived than the rate admits (the guard's margin, see inflightLimitOf).
+    rt.overload = demand > state.rate;
     // Saturated at the guard's bound: requests queue (the mean latency past the healthy one;
     // unknown yet: assume so), and the bound is fine enough to hold (two requests a worker or
     // more: each worker holds its part of the bound, rounded up to one request).
-    // Overload: more arrived than the rate admits.
-    rt.overload = demand > state.rate;
     const queueing = (rt.healthyMeanMs <= 0 || mean > QUEUEING * rt.healthyMeanMs) && rt.guardLimit >= 2 * <f64>workers.length;
     step(rule.pid, state, measured, <i64>completed, demand, now, goodRate, arrivals > 0 ? <f64>rejected / <f64>arrivals : 0, concurrency, queueing);
     if (completed >= <u64>rule.pid.minSamples && notFromLoad(rule.pid, measured, concurrency) && !rt.notFromLoadWarned) {
