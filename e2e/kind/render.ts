@@ -5,15 +5,14 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { CRASH_GATEWAYS, GATEWAYS, imageDigest, istioOperator, istioResources, kubernetesResources } from "./resources.js";
+import { ALL_GATEWAYS, imageDigest, istioOperator, istioResources, kubernetesResources } from "./resources.js";
 
 const [mode, ...args] = process.argv.slice(2);
 if (mode === "operator") {
   const [out] = args;
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, "operator.yaml"), stringify(istioOperator()));
-  const roles: Array<[{ deployment: string; port: number }, string]> = [[GATEWAYS.suite, "suite"], [GATEWAYS.control, "control"], ...CRASH_GATEWAYS.map((g): [typeof g, string] => [g, g.policy])];
-  const lines = roles.map(([g, role]) => `${g.deployment} ${g.port} ${role}`);
+  const lines = ALL_GATEWAYS.map((g) => `${g.deployment} ${g.port} ${g.role}`);
   writeFileSync(join(out, "gateways.txt"), lines.join("\n") + "\n");
   console.log(`wrote ${out}/operator.yaml and ${out}/gateways.txt`);
 } else if (mode === "resources") {

@@ -20,17 +20,18 @@ export const NS = "e2e";
  * to all of them.
  */
 export const GATEWAYS = {
-  suite: { gateway: "e2e", label: "ingressgateway", deployment: "istio-ingressgateway", port: 18080 },
-  control: { gateway: "e2e-control", label: "control-gateway", deployment: "control-gateway", port: 18081 },
+  suite: { gateway: "e2e", label: "ingressgateway", deployment: "istio-ingressgateway", port: 18080, role: "suite" },
+  control: { gateway: "e2e-control", label: "control-gateway", deployment: "control-gateway", port: 18081, role: "control" },
 } as const;
 export const CRASH_POLICIES = ["FAIL_OPEN", "FAIL_CLOSE", "FAIL_RELOAD"] as const;
 export type CrashPolicy = (typeof CRASH_POLICIES)[number];
 export const crashGateway = (policy: CrashPolicy, i: number) => {
   const name = `crash-${policy.toLowerCase().replace("_", "-")}`;
-  return { gateway: `e2e-${name}`, label: name, deployment: name, port: 18082 + i, policy };
+  return { gateway: `e2e-${name}`, label: name, deployment: name, port: 18082 + i, policy, role: policy };
 };
 export const CRASH_GATEWAYS = CRASH_POLICIES.map(crashGateway);
-const ALL_GATEWAYS = [GATEWAYS.suite, GATEWAYS.control, ...CRASH_GATEWAYS];
+/** Every gateway; `role` is what run.sh does with its port-forward (suite, control, or a crash policy). */
+export const ALL_GATEWAYS = [GATEWAYS.suite, GATEWAYS.control, ...CRASH_GATEWAYS];
 
 /**
  * The IstioOperator run.sh installs: the demo profile, the agent allowed to pull from the
