@@ -107,7 +107,6 @@ type run struct {
 // listed at gatewayBootstrap.
 func bootstrapOf(t *testing.T, s *xds.FakeDiscoveryServer, p *model.Proxy, o run) (*bootstrap.Bootstrap, map[string]uint32) {
 	t.Helper()
-	control := o.control
 	ls := s.Listeners(p)
 	routes := xdstest.ExtractRouteConfigurations(s.RoutesFromListeners(p, ls))
 	used := map[string]bool{}
@@ -160,7 +159,7 @@ func bootstrapOf(t *testing.T, s *xds.FakeDiscoveryServer, p *model.Proxy, o run
 					if strings.HasPrefix(hf.Name, "istio.") {
 						continue
 					}
-					if control && (hf.Name == "header-normalizer" || hf.Name == "env-router" || hf.Name == "podip-router" || hf.Name == "adaptive-ratelimit" || strings.HasSuffix(hf.Name, "-guard")) {
+					if o.control && (hf.Name == "header-normalizer" || hf.Name == "env-router" || hf.Name == "podip-router" || hf.Name == "adaptive-ratelimit" || strings.HasSuffix(hf.Name, "-guard")) {
 						continue
 					}
 					if w := xdstest.SilentlyUnmarshalAny[wasmfilter.Wasm](hf.GetTypedConfig()); w != nil && w.Config != nil && strings.Contains(hf.GetTypedConfig().GetTypeUrl(), "filters.http.wasm") {
