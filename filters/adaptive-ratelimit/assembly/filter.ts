@@ -4,14 +4,14 @@
 // from one token bucket in shared data, taken with compare-and-swap.
 import { Context, FilterHeadersStatusValues } from "@solo-io/proxy-runtime/assembly";
 import {
-  FilterRoot, FilterStream, Header, MapType, Metric, PairsView, Status, SharedUpdate,
+  FilterRoot, FilterStream, Header, MapType, Metric, PairsView, Status, SharedUpdate, SharedValue,
   getHeadersRaw, getHeader, getPropertyString, setHeader, getShared, setShared, casUpdate, nextSharedId, takeSharedLease, sendLocalResponse, setTickPeriod,
   nowNanos, counter, gauge, logInfo, logWarn,
 } from "../../../runtime/assembly/index";
 import { Histogram, bucketOf } from "./histogram";
-import { APP_LIMITED, LOW_CONCURRENCY, PidState, bumpless, coldStart, notFromLoad, step } from "./pid";
+import { APP_LIMITED, GUARD_THROUGHPUT, LOW_CONCURRENCY, PidState, bumpless, coldStart, notFromLoad, step } from "./pid";
 import { PrioritySourceKind, Rule, Settings, Signal, parseSettings } from "./settings";
-import { Bucket, CLOCK_STEP_MS, ControllerRecord, GuardRecord, Samples } from "./shared";
+import { Bucket, CLOCK_STEP_MS, ControllerRecord, GuardRecord, Ledger, Samples } from "./shared";
 
 export const FILTER_NAME = "adaptive-ratelimit";
 export const VERSION = "0.1.0";
@@ -38,8 +38,16 @@ const GUARD_MEAN_MARGIN_OVERLOAD: f64 = 1.25;
  * service's own latency.
  */
 const HEALTHY_READINGS: i32 = 10;
+/** A new rate under this share of the old one is a cut (see Bucket.cuts). */
+const CUT_SHARE: f64 = 0.9;
 /** A mean latency past this multiple of the healthy one: requests are queueing. */
 const QUEUEING: f64 = 1.2;
+/**
+ * A guard limit under this many requests a worker is held exactly across workers (the ledger):
+ * split into parts, each worker's would round up to a whole request, and a service that does
+ * two things at once behind eight workers would see eight in flight.
+ */
+const EXACT_PER_WORKER: f64 = 2;
 
 function nowMs(): f64 {
   return <f64>nowNanos() / 1e6;
@@ -112,6 +120,12 @@ class RuleRuntime {
   guardLimit: f64 = 0;
   /** The other workers' requests in flight, as the lease holder last summed them. */
   guardOthers: f64 = 0;
+  /** The guard is held on the exact count in the ledger (GuardRecord.exact). */
+  exact: bool = false;
+  /** The bucket's cut count as this worker last read it (see Bucket.cuts). */
+  cuts: u32 = 0;
+  /** The cut count the in-flight guard this worker holds was derived at (GuardRecord.cuts). */
+  guardCuts: u32 = 0;
   /** Lease holder: the warning that the guard is tighter than normal latency was logged. */
   guardWarned: bool = false;
   /** Lease holder only: each worker's last cumulative arrivals and their smoothed increase per tick. */
@@ -122,6 +136,12 @@ class RuleRuntime {
   notFromLoadWarned: bool = false;
   /** Lease holder: the service's healthy mean latency (0: none yet), see learnHealthyMean. */
   healthyMeanMs: f64 = 0;
+  /**
+   * The average of the same readings: what a deep cut's "queueing" is judged against. The least
+   * is the safe base for the guard's allowance, but a noisy mean (an exponential service)
+   * exceeds 1.2 times it often with no queue at all.
+   */
+  healthyAverageMs: f64 = 0;
   /** The last HEALTHY_READINGS healthy mean latencies (ms), oldest overwritten first. */
   healthyMeans: StaticArray<f64> = new StaticArray<f64>(HEALTHY_READINGS);
   /** Readings held (at most HEALTHY_READINGS) and the slot the next one goes to. */
@@ -143,9 +163,14 @@ class RuleRuntime {
     unchecked(this.healthyMeans[this.healthyNext] = mean);
     this.healthyNext = (this.healthyNext + 1) % HEALTHY_READINGS;
     if (this.healthyCount < HEALTHY_READINGS) this.healthyCount++;
-    let least = unchecked(this.healthyMeans[0]);
-    for (let k = 1; k < this.healthyCount; k++) if (unchecked(this.healthyMeans[k]) < least) least = unchecked(this.healthyMeans[k]);
+    let least = unchecked(this.healthyMeans[0]), sum: f64 = 0;
+    for (let k = 0; k < this.healthyCount; k++) {
+      const m = unchecked(this.healthyMeans[k]);
+      if (m < least) least = m;
+      sum += m;
+    }
     this.healthyMeanMs = least;
+    this.healthyAverageMs = sum / <f64>this.healthyCount;
   }
 
   /** Once per tick: folds the arrivals and rejections since the last tick into rejectShare. */
@@ -223,6 +248,12 @@ export class RateLimitRoot extends FilterRoot {
     for (let i = 0; i < this.runtimes.length; i++) {
       const rt = this.runtimes[i];
       rt.updateRejectShare();
+      // The cut count, for a worker that admits nothing for a while (its takes would tell it).
+      if (rt.rule.signal == Signal.Latency) {
+        const b = getShared(bucketKey(rt.rule));
+        const k: Bucket | null = b === null ? null : Bucket.decode(b.value);
+        if (k !== null) rt.cuts = k.cuts;
+      }
       if (rt.dirty) {
         rt.samples.inflight = rt.inflight > 0 ? <u64>rt.inflight : 0;
         setShared(sampleKey(rt.rule, this.workerKey), rt.samples.encode(), 0);
@@ -249,6 +280,10 @@ export class RateLimitRoot extends FilterRoot {
       rt.guardRate = g === null ? 0 : g.rate;
       rt.guardLimit = g === null ? 0 : g.limit;
       rt.guardOthers = g === null ? 0 : g.othersOf(this.workerId);
+      rt.exact = g !== null && g.exact;
+      rt.guardCuts = g === null ? 0 : g.cuts;
+      // Every tick, so that an entry a lost write or a spell without the ledger left stale is mended.
+      if (rt.exact) publishCount(rt, this.workerId);
     }
     // One controller per Envoy: the worker holding the lease (expiring after three intervals).
     const leaseMs: f64 = 3 * (minInterval > <f64>s.tickMs ? minInterval : <f64>s.tickMs);
@@ -261,8 +296,9 @@ export class RateLimitRoot extends FilterRoot {
         const raw = getShared(sampleKey(rt.rule, workers[k]));
         snaps[k] = raw === null ? null : Samples.decode(raw.value);
       }
-      if (rt.rule.inflightGuard > 0) guardStep(rt, workers, snaps);
       this.controlStep(rt, workers, snaps, now);
+      // After the step, so that a cut reaches the guard at once.
+      if (rt.rule.inflightGuard > 0) guardStep(rt, workers, snaps);
       // Workers that left the registry (a restarted VM comes back under a new id) leave these views too.
       if (rt.seen.size > workers.length) rt.seen = kept(rt.seen, workers);
       if (rt.lastArrivals.size > workers.length) rt.lastArrivals = kept(rt.lastArrivals, workers);
@@ -312,11 +348,14 @@ export class RateLimitRoot extends FilterRoot {
     // longer window) rather than dropping them, up to MAX_WINDOW intervals; a rule with little
     // traffic is then controlled on a slower loop instead of never. A worker seen for the first
     // time (a takeover) is baselined by an empty step instead, which starts a fresh window.
-    if (due && !baselined && completed < <u64>rule.pid.minSamples && now - state.lastStepMs < MAX_WINDOW * rule.pid.intervalMs) return;
+    // A latency reading counts the latencies it holds (not those of requests admitted before the
+    // last cut, nor Envoy's own 5xx replies).
+    const readings: u64 = rule.signal == Signal.Latency ? hist.total : completed;
+    if (due && !baselined && readings < <u64>rule.pid.minSamples && now - state.lastStepMs < MAX_WINDOW * rule.pid.intervalMs) return;
     const measured = rule.signal == Signal.Latency ? hist.quantile(rule.percentile) : completed == 0 ? -1 : <f64>errors / <f64>completed;
     // Early: the setpoint is already badly violated on enough samples; waiting out the interval
     // would let the backlog grow for the rest of it.
-    if (!due && !(completed >= <u64>rule.pid.minSamples && measured >= EARLY_STEP * rule.pid.setpoint)) return;
+    if (!due && !(readings >= <u64>rule.pid.minSamples && measured >= EARLY_STEP * rule.pid.setpoint)) return;
     for (let k = 0; k < workers.length; k++) {
       const cur = snaps[k];
       if (cur !== null) rt.seen.set(workers[k], cur);
@@ -330,10 +369,14 @@ export class RateLimitRoot extends FilterRoot {
     // Overload: more arrived than the rate admits (the guard's margin, see inflightLimitOf).
     rt.overload = demand > state.rate;
     // Saturated at the guard's bound: requests queue (the mean latency past the healthy one;
-    // unknown yet: assume so), and the bound is fine enough to hold (two requests a worker or
-    // more: each worker holds its part of the bound, rounded up to one request).
-    const queueing = (rt.healthyMeanMs <= 0 || mean > QUEUEING * rt.healthyMeanMs) && rt.guardLimit >= 2 * <f64>workers.length;
-    step(rule.pid, state, measured, <i64>completed, demand, now, goodRate, arrivals > 0 ? <f64>rejected / <f64>arrivals : 0, concurrency, queueing);
+    // unknown yet: assume so).
+    const queueing = rt.healthyMeanMs <= 0 || mean > QUEUEING * rt.healthyMeanMs;
+    // A cut deeper than the PID's, to GUARD_THROUGHPUT x the throughput (see step), needs a
+    // queue beyond doubt (the mean past 1.2 times the average healthy one, not only the least:
+    // a noisy mean passes the least often) and a guard's bound that would fall with it.
+    const deepCut = rt.healthyAverageMs > 0 && mean > QUEUEING * rt.healthyAverageMs &&
+      inflightLimitOf(rule, GUARD_THROUGHPUT * goodRate, rt.healthyMeanMs, rt.overload) < rt.guardLimit;
+    step(rule.pid, state, measured, <i64>readings, demand, now, goodRate, arrivals > 0 ? <f64>rejected / <f64>arrivals : 0, concurrency, queueing, deepCut);
     if (completed >= <u64>rule.pid.minSamples && notFromLoad(rule.pid, measured, concurrency) && !rt.notFromLoadWarned) {
       rt.notFromLoadWarned = true;
       logWarn(FILTER_NAME + ": rule " + rule.name + ": latency " + (<i64>Math.round(measured)).toString() + " ms is over the setpoint (" + (<i64>Math.round(rule.pid.setpoint)).toString() +
@@ -342,7 +385,7 @@ export class RateLimitRoot extends FilterRoot {
     // The guard's latency allowance follows the mean the service shows while clearly healthy
     // and not held by the rate: under 80% of the setpoint (near it, part of the mean is already
     // queueing) with demand under the rate (in an overload the mean is the backlog's).
-    if (rule.signal == Signal.Latency && completed >= <u64>rule.pid.minSamples && measured >= 0 && measured <= 0.8 * rule.pid.setpoint && mean > 0 && demand < APP_LIMITED * state.rate) rt.learnHealthyMean(mean);
+    if (rule.signal == Signal.Latency && readings >= <u64>rule.pid.minSamples && measured >= 0 && measured <= 0.8 * rule.pid.setpoint && mean > 0 && demand < APP_LIMITED * state.rate) rt.learnHealthyMean(mean);
     if (rule.inflightGuard > 0 && !rt.guardWarned && completed >= <u64>rule.pid.minSamples && measured >= 0 && measured <= rule.pid.setpoint) {
       // Healthy, yet the mean latency is past what the guard assumes: it would hold normal
       // traffic (the controller then raises the rate to make room, but say so once).
@@ -435,7 +478,9 @@ function guardStep(rt: RuleRuntime, workers: Array<string>, snaps: Array<Samples
   if (bucket === null) return;
   const g = new GuardRecord();
   g.rate = bucket.rate;
+  g.cuts = bucket.cuts;
   g.limit = inflightLimitOf(rule, bucket.rate, rt.healthyMeanMs, rt.overload);
+  g.exact = g.limit < EXACT_PER_WORKER * <f64>workers.length;
   let total: f64 = 0, inflight: u64 = 0;
   const trends = new Array<f64>();
   for (let k = 0; k < workers.length; k++) {
@@ -462,8 +507,43 @@ function guardStep(rt: RuleRuntime, workers: Array<string>, snaps: Array<Samples
   }
   g.inflight = <f64>inflight;
   setShared(guardKey(rule), g.encode(), 0);
+  if (g.exact) pruneLedger(rule, g.workers);
   rt.metrics.inflight.record(inflight);
   rt.metrics.inflightLimit.record(<u64>g.limit);
+}
+
+/**
+ * The exact guard for one more request: the other workers' entries in the ledger plus this
+ * worker's own count under the limit (less the class's reserve). Reads the ledger only; the
+ * caller records the admission with recordAdmission once the request also has its token.
+ */
+function exactAdmits(rt: RuleRuntime, reserve: f64, ledger: Ledger, worker: u64): bool {
+  let limit = rt.guardLimit * (1 - reserve);
+  if (limit < 1) limit = 1;
+  return ledger.othersOf(worker) + <f64>rt.inflight < limit;
+}
+
+/**
+ * Writes this worker's count (rt.inflight) into the ledger. `read` is the ledger as last read
+ * (null: read it first). A write lost to contention is left to the next one (every tick writes).
+ */
+function publishCount(rt: RuleRuntime, worker: u64, read: SharedValue | null = null): void {
+  const key = ledgerKey(rt.rule);
+  let cur = read;
+  for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+    if (attempt > 0 || cur === null) cur = getShared(key);
+    const l = cur === null ? new Ledger() : Ledger.decode(cur.value);
+    if (!l.set(worker, rt.inflight > 0 ? <f64>rt.inflight : 0)) return;
+    if (setShared(key, l.encode(), cur === null ? 0 : cur.cas) != Status.CasMismatch) return;
+  }
+}
+
+/** The lease holder drops the ledger entries of workers no longer registered. */
+function pruneLedger(rule: Rule, workers: Array<u64>): void {
+  const cur = getShared(ledgerKey(rule));
+  if (cur === null) return;
+  const l = Ledger.decode(cur.value);
+  if (l.keep(workers)) setShared(ledgerKey(rule), l.encode(), cur.cas);
 }
 
 function delta(cur: u64, prev: u64): u64 {
@@ -478,6 +558,9 @@ function controllerKey(rule: Rule): string {
 }
 function bucketKey(rule: Rule): string {
   return "arl:b:" + rule.name;
+}
+function ledgerKey(rule: Rule): string {
+  return "arl:f:" + rule.name;
 }
 function guardKey(rule: Rule): string {
   return "arl:g:" + rule.name;
@@ -523,6 +606,9 @@ function publishRate(rule: Rule, rate: f64, epoch: u32, now: f64): void {
       k.tokens = k.capacity;
     } else {
       k.refill(now);
+      // A real cut only: the controller's small moves down would drop, each time, the requests
+      // then in flight, the longest ones most likely (a percentile read low).
+      if (rate < CUT_SHARE * k.rate) k.cuts++;
     }
     k.rate = rate;
     k.burstMs = rule.burstMs;
@@ -533,6 +619,8 @@ function publishRate(rule: Rule, rate: f64, epoch: u32, now: f64): void {
 }
 
 class Take {
+  /** The bucket's cut count as this take read it (admitted takes only). */
+  cuts: u32 = 0;
   constructor(public admitted: bool, public rate: f64, public remaining: f64, public retryS: f64, public guard: bool = false) {}
 }
 
@@ -558,7 +646,9 @@ function takeToken(rule: Rule, reserve: f64, now: f64, consumeWhenShort: bool): 
     }
     k.tokens -= 1;
     if (setShared(bucketKey(rule), k.encode(), cur.cas) == Status.Ok) {
-      return new Take(true, k.rate, k.tokens - reserve * (k.capacity - 1), 0);
+      const t = new Take(true, k.rate, k.tokens - reserve * (k.capacity - 1), 0);
+      t.cuts = k.cuts;
+      return t;
     }
   }
   // Persistent contention: admit rather than reject traffic the bucket may well have room for.
@@ -595,6 +685,8 @@ class RateLimitStream extends FilterStream {
   admitted: bool = false;
   rate: f64 = 0;
   remaining: f64 = 0;
+  /** The rule's cut count when this request was admitted. */
+  cuts: u32 = 0;
 
   constructor(context_id: u32, readonly limiter: RateLimitRoot) {
     super(context_id, limiter);
@@ -629,12 +721,26 @@ class RateLimitStream extends FilterStream {
     const now = nowMs();
     const reserve = s.classes[cls].reserve;
     let take: Take;
-    // The in-flight guard first (no hostcall): the same reserve holds back part of it for more critical classes.
-    if (rt.inflightPart > 0 && !guardAdmits(rt, reserve)) take = new Take(false, rt.guardRate, 0, rt.rule.pid.setpoint / 1000.0, true);
+    // The in-flight guard first (parts: no hostcall; exact: one read of the ledger): the same
+    // reserve holds back part of it for more critical classes.
+    let ledger: SharedValue | null = null;
+    let guardOk = true;
+    if (rt.inflightPart > 0 && rt.exact) {
+      ledger = getShared(ledgerKey(rt.rule));
+      guardOk = exactAdmits(rt, reserve, ledger === null ? new Ledger() : Ledger.decode(ledger.value), root.workerId);
+    } else if (rt.inflightPart > 0) {
+      guardOk = guardAdmits(rt, reserve);
+    }
+    if (!guardOk) take = new Take(false, rt.guardRate, 0, rt.rule.pid.setpoint / 1000.0, true);
     else take = takeToken(rt.rule, reserve, now, false);
     if (take.admitted) {
       rt.metrics.admitted[cls].increment(1);
+      if (take.rate > 0) rt.cuts = take.cuts;
+      // With a guard, the request is judged by the rate after a cut only once the guard follows
+      // it too (until then it may join the backlog the cut is draining).
+      this.cuts = rt.inflightPart > 0 ? rt.guardCuts : rt.cuts;
       rt.inflight++;
+      if (rt.exact && rt.inflightPart > 0) publishCount(rt, root.workerId, ledger);
       this.admitted = true;
       this.startMs = now;
       this.rate = take.rate;
@@ -651,6 +757,7 @@ class RateLimitStream extends FilterStream {
       rt.inflight++;
       this.admitted = true;
       this.startMs = now;
+      this.cuts = rt.cuts;
       return FilterHeadersStatusValues.Continue;
     }
     const retry = retryAfterS(rt, take.retryS);
@@ -679,7 +786,10 @@ class RateLimitStream extends FilterStream {
         // fast 503 would pull the percentile down exactly when the service is failing. Only a
         // 5xx costs the extra hostcall; without the property the sample is kept.
         const details = code >= 500 ? getPropertyString(["response", "code_details"]) : null;
-        if (details === null || details == "via_upstream") rt.samples.counts[bucketOf(latency)]++;
+        // Admitted before the rate was last cut: that latency is the old rate's (the backlog the
+        // cut is draining) and would make the reading after the cut cut again; it still counts
+        // as a completion (throughput, errors).
+        if ((details === null || details == "via_upstream") && this.cuts == rt.cuts) rt.samples.counts[bucketOf(latency)]++;
         rt.samples.completed++;
         if (code >= 500) rt.samples.errors++;
         rt.dirty = true;
@@ -687,6 +797,7 @@ class RateLimitStream extends FilterStream {
       this.admitted = false; // one sample per stream, even if a local reply re-enters
       rt.inflight--;
       rt.dirty = true;
+      if (rt.exact) publishCount(rt, root.workerId);
       if (s.quotaHeaders && this.rate > 0) {
         setHeader(MapType.ResponseHeaders, "ratelimit-limit", (<i64>Math.round(this.rate)).toString());
         setHeader(MapType.ResponseHeaders, "ratelimit-remaining", (<i64>Math.max(0, Math.floor(this.remaining))).toString());
@@ -703,6 +814,7 @@ class RateLimitStream extends FilterStream {
       this.admitted = false;
       rt.inflight--;
       rt.dirty = true;
+      if (rt.exact) publishCount(rt, this.limiter.workerId);
     }
     return true;
   }

@@ -22,6 +22,10 @@
 
 /** Demand under this share of the rate: the limit is not binding, so it is not raised. */
 export const APP_LIMITED: f64 = 0.9;
+/** Guard-bound and queueing, the rate is brought toward this multiple of the measured throughput. */
+export const GUARD_THROUGHPUT: f64 = 1.25;
+/** The throughput counts as held at this share of the last step's or more. */
+export const THROUGHPUT_HELD: f64 = 0.95;
 /** A rejected share of arrivals at or above this means the limit is binding, whatever the demand. */
 export const BINDING: f64 = 0.005;
 /**
@@ -68,6 +72,8 @@ export class PidState {
   /** Rate at which the signal last went from below to above the setpoint (0: not seen yet). */
   ceiling: f64 = 0;
   lastError: f64 = 0;
+  /** The throughput (goodRate) the last step with samples saw. */
+  lastGoodRate: f64 = 0;
 }
 
 /** A fresh controller at the initial rate (cold start never starts from zero). */
@@ -98,6 +104,7 @@ export function bumpless(params: PidParams, prev: PidState): PidState {
   s.epoch = prev.epoch;
   s.ceiling = prev.ceiling;
   s.lastError = prev.lastError;
+  s.lastGoodRate = prev.lastGoodRate;
   return s;
 }
 
@@ -108,7 +115,7 @@ export function bumpless(params: PidParams, prev: PidState): PidState {
  * `rejectedShare` the share of arrivals the limit (or the in-flight guard) turned away.
  * Returns true when the rate changed.
  */
-export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64, goodRate: f64 = 0, rejectedShare: f64 = 0, concurrency: f64 = -1, queueing: bool = true): bool {
+export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64, goodRate: f64 = 0, rejectedShare: f64 = 0, concurrency: f64 = -1, queueing: bool = true, deepCut: bool = false): bool {
   let dt = (nowMs - s.lastStepMs) / 1000.0;
   s.lastStepMs = nowMs;
   // A clock jump (or a first step after a long pause) must not inflate the integral.
@@ -175,9 +182,27 @@ export function step(params: PidParams, s: PidState, measured: f64, samples: i64
   // that bound and the queue behind it, not the throughput, so hold. Far under the setpoint the
   // bound may be tighter than the service's parallelism: creep. Without queueing the bound is
   // too tight for the traffic (bursts after an overload): the rate, and with it the bound, rises.
-  if (params.guarded && queueing && clamped > current && rejectedShare >= BINDING && demand * (1 - rejectedShare) < APP_LIMITED * s.rate) {
+  const guardBound = params.guarded && queueing && rejectedShare >= BINDING && demand * (1 - rejectedShare) < APP_LIMITED * s.rate;
+  if (guardBound && clamped > current) {
     if (measured > 0.5 * params.setpoint) clamped = current;
     else if (clamped > current + Math.log(1 + params.creep)) clamped = current + Math.log(1 + params.creep);
+  }
+  // Over the setpoint with a queue beyond doubt (`deepCut`: the caller also checked that the
+  // guard's bound would fall with R, not sit at its floor of two requests) and the throughput
+  // held: the bound (R x W) is past what keeps the service
+  // busy, so the queue behind it is only latency. Cut R to GUARD_THROUGHPUT x the throughput,
+  // deeper than the PID's own step: the bound then sits near the service's parallelism, and R
+  // stays above what the service completes. A falling throughput stops it: a service that got
+  // slower (not queued) would otherwise lower its own bound, its throughput and R again, step
+  // after step. Under the setpoint it does not apply, even with the guard binding: a healthy
+  // service's bursts bind the guard too.
+  const lastGood = s.lastGoodRate;
+  if (goodRate > 0) s.lastGoodRate = goodRate;
+  if (params.guarded && deepCut && e < 0 && goodRate > 0 && goodRate >= THROUGHPUT_HELD * lastGood) {
+    // At most max_decrease below what was admitted (an open R far above demand counts as demand).
+    const toward = Math.log(GUARD_THROUGHPUT * goodRate);
+    const from = Math.log(demand > 0 && demand < s.rate ? demand : s.rate);
+    if (toward < clamped) clamped = Math.max(toward, from + Math.log(1 - params.maxDecrease));
   }
   if (clamped > Math.log(params.maxRate)) clamped = Math.log(params.maxRate);
   if (clamped < Math.log(params.minRate)) clamped = Math.log(params.minRate);

@@ -545,6 +545,20 @@ describe("the in-flight guard", () => {
     expect(admitted).toBeLessThanOrEqual(19);
   });
 
+  test("8 workers, a limit of 2 in flight (a service that does two things at once): held exactly across workers, and the room comes back when they are answered", async () => {
+    const { envoy } = limiter(guarded(), 8);
+    // 10 ms requests at half the rate: a healthy mean of about 10 ms, so at 100/s the limit is
+    // 100 x 1.5 x 10 ms, at least 2; split into parts it would be one request a worker.
+    await burst(envoy, 60, 20, 10);
+    expect(envoy.metric("adaptive_ratelimit.api.inflight_limit")).toBe(2);
+    const stalled = await burst(envoy, 40, 10, 3000, undefined, "critical");
+    expect(stalled.filter((r) => r.status === 200).length).toBe(2);
+    // Each answer gives its place back on every worker, not only on the one that sent it.
+    const after = await burst(envoy, 16, 40, 5, undefined, "critical");
+    expect(after.every((r) => r.status === 200)).toBe(true);
+    expect(envoy.metric("adaptive_ratelimit.api.inflight")).toBe(0);
+  });
+
   test("a healthy service whose mean latency is past inflight_guard x setpoint (a p50 setpoint, a long tail) is not shed: the guard follows the measured mean", async () => {
     // p50 setpoint 100 ms; 60% of requests take 40 ms, 40% take 300 ms: p50 40 ms meets it, the
     // mean is 144 ms. At 200/s that is about 29 in flight; max_rate 250 with the default guard

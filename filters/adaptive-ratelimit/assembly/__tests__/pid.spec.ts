@@ -113,6 +113,49 @@ describe("PID step", () => {
     expect(unguarded.rate > 100 * (1 + p.creep)).toBe(true);
   });
 
+  it("over the setpoint with requests queueing, cuts to 1.25x the throughput (the guard's bound toward the service's parallelism)", () => {
+    const p = params();
+    p.guarded = true;
+    p.maxRate = 10000;
+    // 320/s completed of 960/s offered, the rate at 600: the PID alone would stop at 480 (half of
+    // what was admitted, the floor of 0.83 x 320 below it); R x the guard's allowance would stay
+    // past the service's parallelism, and the queue behind it would be latency only.
+    const over = coldStart(p, 0);
+    over.rate = 600;
+    over.integral = Math.log(600);
+    step(p, over, 120, 100, 960, 1000, 320, 0.4, 30, true, true);
+    expect(Math.abs(over.rate - 400) < 1e-6).toBe(true);
+    // Not without a queue beyond doubt, or with a bound that would not fall (deepCut false).
+    const floor = coldStart(p, 0);
+    floor.rate = 600;
+    floor.integral = Math.log(600);
+    step(p, floor, 120, 100, 960, 1000, 320, 0.4, 30, true, false);
+    expect(floor.rate > 400).toBe(true);
+    // Guard-bound under the setpoint: held, not brought down (a healthy service's bursts bind the
+    // guard too, with a noisy mean that can pass for queueing).
+    const bound = coldStart(p, 0);
+    step(p, bound, 70, 100, 300, 1000, 75, 0.75, 10, true, true);
+    expect(bound.rate).toBe(100);
+  });
+
+  it("does not cut with the throughput when the throughput falls (a slower service, not a queue) or without a guard", () => {
+    const p = params();
+    p.guarded = true;
+    p.maxRate = 10000;
+    const slower = coldStart(p, 0);
+    slower.rate = 600;
+    slower.integral = Math.log(600);
+    slower.lastGoodRate = 400;
+    step(p, slower, 120, 100, 960, 1000, 320, 0.4, 30, true, true);
+    expect(slower.rate > 400).toBe(true);
+    expect(slower.lastGoodRate).toBe(320);
+    const unguarded = coldStart(params(), 0);
+    unguarded.rate = 600;
+    unguarded.integral = Math.log(600);
+    step(params(), unguarded, 120, 100, 960, 1000, 320, 0.4, 30, true, true);
+    expect(unguarded.rate > 400).toBe(true);
+  });
+
   it("back under the setpoint after a cut, returns to 95% of the learned capacity in one step", () => {
     const p = params(), s = coldStart(p, 0);
     s.ceiling = 200;
