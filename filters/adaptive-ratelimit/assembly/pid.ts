@@ -19,10 +19,12 @@
 // clamped to [0.5, 0.9]: the signal seen then is partly backlog already draining, and cutting
 // on all of it would undershoot, while a deep backlog still drains at half the throughput;
 // and while the signal is falling fast (the backlog draining) the rate is held, not cut.
+// With an in-flight guard, a cut over the setpoint with a queue beyond doubt goes to 1.25x the
+// measured throughput (the guard's bound then near the service's parallelism), see step.
 
 /** Demand under this share of the rate: the limit is not binding, so it is not raised. */
 export const APP_LIMITED: f64 = 0.9;
-/** Guard-bound and queueing, the rate is brought toward this multiple of the measured throughput. */
+/** Over the setpoint with a queue beyond doubt, a guarded rule's cut goes to this multiple of the measured throughput. */
 export const GUARD_THROUGHPUT: f64 = 1.25;
 /** The throughput counts as held at this share of the last step's or more. */
 export const THROUGHPUT_HELD: f64 = 0.95;
@@ -189,8 +191,8 @@ export function step(params: PidParams, s: PidState, measured: f64, samples: i64
   }
   // Over the setpoint with a queue beyond doubt (`deepCut`: the caller also checked that the
   // guard's bound would fall with R, not sit at its floor of two requests) and the throughput
-  // held: the bound (R x W) is past what keeps the service
-  // busy, so the queue behind it is only latency. Cut R to GUARD_THROUGHPUT x the throughput,
+  // held: the bound (R x W) is past what keeps the service busy, so the queue behind it is
+  // only latency. Cut R to GUARD_THROUGHPUT x the throughput,
   // deeper than the PID's own step: the bound then sits near the service's parallelism, and R
   // stays above what the service completes. A falling throughput stops it: a service that got
   // slower (not queued) would otherwise lower its own bound, its throughput and R again, step

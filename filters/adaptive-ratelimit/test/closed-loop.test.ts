@@ -6,7 +6,7 @@ import { describe, expect, test } from "vitest";
 import {
   SCENARIOS, SETPOINT_MS, aimd, arrivals, evaluate, gradient, none, pidConfig, runFilter, runPolicy, staticConfig,
 } from "../../../bench/closed-loop.js";
-import { cells, runCell } from "../../../bench/family.js";
+import { type Cell, type CellResult, cells, runCell } from "../../../bench/family.js";
 
 const CAPACITY = 320;
 const SEED = 42;
@@ -43,13 +43,22 @@ describe("closed loop on the simulated upstream (the README's seed)", () => {
   }, 60_000);
 });
 
+/** Runs the family's cells that `pick` chooses; each must meet every target. Returns their results. */
+async function expectEveryTargetMet(pick: (c: Cell) => boolean): Promise<CellResult[]> {
+  const out: CellResult[] = [];
+  for (const cell of cells().filter(pick)) {
+    const r = await runCell(cell);
+    expect({ load: cell.load, seed: cell.seed, missed: r.missed }).toEqual({ load: cell.load, seed: cell.seed, missed: [] });
+    out.push(r);
+  }
+  return out;
+}
+
 describe("closed loop on plants of the family (bench/family.ts)", () => {
   // Exponential service on 4 servers, a p90 setpoint, a 3x step: where a limit on requests in
   // flight (the gradient controller) used to beat the rate by 5-10% of capacity.
   test("4 x 20 ms exponential, 3x step, p90: every target of the cell met, on both seeds", async () => {
-    for (const cell of cells().filter((c) => c.scenario.name.startsWith("4x20 ms exponential") && c.load === "step")) {
-      const r = await runCell(cell);
-      expect({ seed: cell.seed, missed: r.missed }).toEqual({ seed: cell.seed, missed: [] });
+    for (const r of await expectEveryTargetMet((c) => c.scenario.name.startsWith("4x20 ms exponential") && c.load === "step")) {
       const best = Math.max(...r.baselines.map((b) => b.goodputPct));
       expect(r.pid.goodputPct).toBeGreaterThanOrEqual(0.95 * best);
     }
@@ -59,10 +68,7 @@ describe("closed loop on plants of the family (bench/family.ts)", () => {
   // at 1.5x the mean let a queue form that pushed half the requests past the setpoint; in an
   // overload the bound is 1.25x (PID had 60.8% and 59.6% against the gradient's 66.7% and 65.7%).
   test("8 x 10 ms heavy-tailed, 3x step, p50: every target of the cell met, on both seeds", async () => {
-    for (const cell of cells().filter((c) => c.scenario.name.startsWith("8x10 ms heavy") && c.load === "step")) {
-      const r = await runCell(cell);
-      expect({ seed: cell.seed, missed: r.missed }).toEqual({ seed: cell.seed, missed: [] });
-    }
+    await expectEveryTargetMet((c) => c.scenario.name.startsWith("8x10 ms heavy") && c.load === "step");
   }, 120000);
 
   // One server behind 4 and 8 workers: a bound of two requests in flight split into parts was
@@ -70,10 +76,7 @@ describe("closed loop on plants of the family (bench/family.ts)", () => {
   // limit again (before: the step on seed 7 at 72.2% against the oracle's 85.7%, settling 21
   // intervals; the steady 0.8x "drop" on seed 42 at 58.2% against AIMD's 63.2%).
   test("1 x 50 ms (one server), 3x step on both seeds and the drop on seed 42: every target of the cell met", async () => {
-    for (const cell of cells().filter((c) => c.scenario.name.startsWith("1x50 ms") && (c.load === "step" || (c.load === "drop" && c.seed === 42)))) {
-      const r = await runCell(cell);
-      expect({ load: cell.load, seed: cell.seed, missed: r.missed }).toEqual({ load: cell.load, seed: cell.seed, missed: [] });
-    }
+    await expectEveryTargetMet((c) => c.scenario.name.startsWith("1x50 ms") && (c.load === "step" || (c.load === "drop" && c.seed === 42)));
   }, 120000);
 
   // A 60% capacity drop on the tuned plant: the requests queued at the old capacity completed
@@ -81,10 +84,7 @@ describe("closed loop on plants of the family (bench/family.ts)", () => {
   // admitted before the latest cut (or before the guard followed it) no longer counts in the
   // reading after it (before: 86.6% and 88.1% against the gradient's 97.2% and 97.0%).
   test("16 x 50 ms, 60% capacity drop, p99: every target of the cell met, on both seeds", async () => {
-    for (const cell of cells().filter((c) => c.scenario.name.startsWith("16x50 ms") && c.load === "drop")) {
-      const r = await runCell(cell);
-      expect({ seed: cell.seed, missed: r.missed }).toEqual({ seed: cell.seed, missed: [] });
-    }
+    await expectEveryTargetMet((c) => c.scenario.name.startsWith("16x50 ms") && c.load === "drop");
   }, 120000);
 
   // "No rejection after the spike" holds where the load the spike returns to is healthy. On one

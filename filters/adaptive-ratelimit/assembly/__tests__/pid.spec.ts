@@ -12,6 +12,14 @@ function params(): PidParams {
   return p;
 }
 
+/** A controller already at `rate` (as if it had been stepping there). */
+function atRate(p: PidParams, rate: f64): PidState {
+  const s = coldStart(p, 0);
+  s.rate = rate;
+  s.integral = Math.log(rate);
+  return s;
+}
+
 describe("histogram", () => {
   it("puts latencies in 10% buckets and reads quantiles as bucket bounds", () => {
     expect(bucketOf(0.05)).toBe(0);
@@ -120,15 +128,11 @@ describe("PID step", () => {
     // 320/s completed of 960/s offered, the rate at 600: the PID alone would stop at 480 (half of
     // what was admitted, the floor of 0.83 x 320 below it); R x the guard's allowance would stay
     // past the service's parallelism, and the queue behind it would be latency only.
-    const over = coldStart(p, 0);
-    over.rate = 600;
-    over.integral = Math.log(600);
+    const over = atRate(p, 600);
     step(p, over, 120, 100, 960, 1000, 320, 0.4, 30, true, true);
     expect(Math.abs(over.rate - 400) < 1e-6).toBe(true);
     // Not without a queue beyond doubt, or with a bound that would not fall (deepCut false).
-    const floor = coldStart(p, 0);
-    floor.rate = 600;
-    floor.integral = Math.log(600);
+    const floor = atRate(p, 600);
     step(p, floor, 120, 100, 960, 1000, 320, 0.4, 30, true, false);
     expect(floor.rate > 400).toBe(true);
     // Guard-bound under the setpoint: held, not brought down (a healthy service's bursts bind the
@@ -142,16 +146,12 @@ describe("PID step", () => {
     const p = params();
     p.guarded = true;
     p.maxRate = 10000;
-    const slower = coldStart(p, 0);
-    slower.rate = 600;
-    slower.integral = Math.log(600);
+    const slower = atRate(p, 600);
     slower.lastGoodRate = 400;
     step(p, slower, 120, 100, 960, 1000, 320, 0.4, 30, true, true);
     expect(slower.rate > 400).toBe(true);
     expect(slower.lastGoodRate).toBe(320);
-    const unguarded = coldStart(params(), 0);
-    unguarded.rate = 600;
-    unguarded.integral = Math.log(600);
+    const unguarded = atRate(params(), 600);
     step(params(), unguarded, 120, 100, 960, 1000, 320, 0.4, 30, true, true);
     expect(unguarded.rate > 400).toBe(true);
   });
