@@ -376,7 +376,7 @@ export class RateLimitRoot extends FilterRoot {
     // a noisy mean passes the least often) and a guard's bound that would fall with it.
     const deepCut = rt.healthyAverageMs > 0 && mean > QUEUEING * rt.healthyAverageMs &&
       inflightLimitOf(rule, GUARD_THROUGHPUT * goodRate, rt.healthyMeanMs, rt.overload) < rt.guardLimit;
-    step(rule.pid, state, measured, <i64>readings, demand, now, goodRate, arrivals > 0 ? <f64>rejected / <f64>arrivals : 0, concurrency, queueing, deepCut);
+    step(rule.pid, state, measured, <i64>readings, demand, now, goodRate, arrivals > 0 ? <f64>rejected / <f64>arrivals : 0, concurrency, queueing, deepCut, sameBoundUpTo(rule, rt.guardLimit, rt.healthyMeanMs, goodRate));
     if (completed >= <u64>rule.pid.minSamples && notFromLoad(rule.pid, measured, concurrency) && !rt.notFromLoadWarned) {
       rt.notFromLoadWarned = true;
       logWarn(FILTER_NAME + ": rule " + rule.name + ": latency " + (<i64>Math.round(measured)).toString() + " ms is over the setpoint (" + (<i64>Math.round(rule.pid.setpoint)).toString() +
@@ -464,6 +464,17 @@ function inflightLimitOf(rule: Rule, rate: f64, healthyMeanMs: f64, overload: bo
   if (healthyMeanMs > 0) w = (overload ? GUARD_MEAN_MARGIN_OVERLOAD : GUARD_MEAN_MARGIN) * healthyMeanMs;
   const limit = Math.ceil(rate * w / 1000.0);
   return limit < 2 ? 2 : limit;
+}
+
+/**
+ * The highest rate at which inflightLimitOf stays at `limit` whether or not demand exceeds the
+ * rate (the wider margin); 0 (no such rise) without a guard, or where the bound held full would
+ * itself break the setpoint: by Little's law its requests wait limit / goodRate on average.
+ */
+function sameBoundUpTo(rule: Rule, limit: f64, healthyMeanMs: f64, goodRate: f64): f64 {
+  if (rule.inflightGuard <= 0 || limit <= 0 || !(goodRate > 0) || limit * 1000.0 / goodRate > rule.pid.setpoint) return 0;
+  const w = healthyMeanMs > 0 ? GUARD_MEAN_MARGIN * healthyMeanMs : rule.inflightGuard * rule.pid.setpoint;
+  return w > 0 ? limit * 1000.0 / w * (1 - 1e-9) : 0;
 }
 
 /**

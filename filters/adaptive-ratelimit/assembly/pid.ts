@@ -20,7 +20,9 @@
 // on all of it would undershoot, while a deep backlog still drains at half the throughput;
 // and while the signal is falling fast (the backlog draining) the rate is held, not cut.
 // With an in-flight guard, a cut over the setpoint with a queue beyond doubt goes to 1.25x the
-// measured throughput (the guard's bound then near the service's parallelism), see step.
+// measured throughput (the guard's bound then near the service's parallelism); while the guard,
+// not the rate, holds the traffic, the rate is held, but may rise as far as the guard's bound
+// stays the same whole number of requests; see step.
 
 /** Demand under this share of the rate: the limit is not binding, so it is not raised. */
 export const APP_LIMITED: f64 = 0.9;
@@ -117,7 +119,7 @@ export function bumpless(params: PidParams, prev: PidState): PidState {
  * `rejectedShare` the share of arrivals the limit (or the in-flight guard) turned away.
  * Returns true when the rate changed.
  */
-export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64, goodRate: f64 = 0, rejectedShare: f64 = 0, concurrency: f64 = -1, queueing: bool = true, deepCut: bool = false): bool {
+export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64, goodRate: f64 = 0, rejectedShare: f64 = 0, concurrency: f64 = -1, queueing: bool = true, deepCut: bool = false, sameBoundUpTo: f64 = 0): bool {
   let dt = (nowMs - s.lastStepMs) / 1000.0;
   s.lastStepMs = nowMs;
   // A clock jump (or a first step after a long pause) must not inflate the integral.
@@ -185,9 +187,20 @@ export function step(params: PidParams, s: PidState, measured: f64, samples: i64
   // bound may be tighter than the service's parallelism: creep. Without queueing the bound is
   // too tight for the traffic (bursts after an overload): the rate, and with it the bound, rises.
   const guardBound = params.guarded && queueing && rejectedShare >= BINDING && demand * (1 - rejectedShare) < APP_LIMITED * s.rate;
-  if (guardBound && clamped > current) {
-    if (measured > 0.5 * params.setpoint) clamped = current;
-    else if (clamped > current + Math.log(1 + params.creep)) clamped = current + Math.log(1 + params.creep);
+  if (guardBound && target > current) {
+    // The bound is a whole number of requests: up to `sameBoundUpTo` (the caller's highest rate
+    // that leaves it where it is) a higher rate raises no queue, it only lets the bound's places
+    // be refilled sooner, so the rate rises (at max_step, the learned capacity's creep aside:
+    // the bound, not the rate, holds the queue). One server behind a bound of two needs this.
+    let room = sameBoundUpTo > 0 ? Math.log(sameBoundUpTo) : current;
+    if (room > current + Math.log(1 + params.maxStep)) room = current + Math.log(1 + params.maxStep);
+    if (room < current) room = current;
+    if (measured > 0.5 * params.setpoint) clamped = target < room ? target : room;
+    else {
+      const creep = current + Math.log(1 + params.creep);
+      const most = room > creep ? room : creep;
+      if (clamped > most) clamped = most;
+    }
   }
   // Over the setpoint with a queue beyond doubt (`deepCut`: the caller also checked that the
   // guard's bound would fall with R, not sit at its floor of two requests) and the throughput

@@ -74,9 +74,11 @@ describe("closed loop on plants of the family (bench/family.ts)", () => {
   // One server behind 4 and 8 workers: a bound of two requests in flight split into parts was
   // one request a worker (4 to 8 in flight). Held exactly across workers it is a concurrency
   // limit again (before: the step on seed 7 at 72.2% against the oracle's 85.7%, settling 21
-  // intervals; the steady 0.8x "drop" on seed 42 at 58.2% against AIMD's 63.2%).
-  test("1 x 50 ms (one server), 3x step on both seeds and the drop on seed 42: every target of the cell met", async () => {
-    await expectEveryTargetMet((c) => c.scenario.name.startsWith("1x50 ms") && (c.load === "step" || (c.load === "drop" && c.seed === 42)));
+  // intervals; the steady 0.8x "drop" on seed 42 at 58.2% against AIMD's 63.2%). In the ramp the
+  // rate held under the bound of two kept it from being refilled (81.5% against AIMD's 86.3%);
+  // up to the rate where the bound would grow, it now rises.
+  test("1 x 50 ms (one server), 3x step, ramp and steady 0.8x on every seed: every target of the cell met", async () => {
+    await expectEveryTargetMet((c) => c.scenario.name.startsWith("1x50 ms") && (c.load === "step" || c.load === "ramp" || c.load === "drop"));
   }, 120000);
 
   // A 60% capacity drop on the tuned plant: the requests queued at the old capacity completed

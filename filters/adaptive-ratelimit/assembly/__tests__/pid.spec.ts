@@ -121,6 +121,25 @@ describe("PID step", () => {
     expect(unguarded.rate > 100 * (1 + p.creep)).toBe(true);
   });
 
+  it("guard-bound with requests queueing, rises up to the rate that leaves the bound where it is (one server behind a bound of two)", () => {
+    const p = params();
+    p.guarded = true;
+    // As in the hold above, but the caller says the bound stays as it is up to 160/s: within the
+    // same whole number of requests a higher rate only refills the bound's places sooner.
+    const rises = coldStart(p, 0);
+    rises.ceiling = 100; // at the learned capacity, where the rate would otherwise creep
+    step(p, rises, 70, 100, 300, 1000, 75, 0.75, 10, true, false, 160);
+    expect(Math.abs(rises.rate - 100 * (1 + p.maxStep)) < 1e-6).toBe(true);
+    // Never past that rate: the bound, and the queue behind it, would grow.
+    const capped = coldStart(p, 0);
+    step(p, capped, 70, 100, 300, 1000, 75, 0.75, 10, true, false, 104);
+    expect(Math.abs(capped.rate - 104) < 1e-6).toBe(true);
+    // Over the setpoint it does not apply: the PID's cut stands.
+    const over = coldStart(p, 0);
+    step(p, over, 130, 100, 300, 1000, 75, 0.75, 10, true, false, 160);
+    expect(over.rate < 100).toBe(true);
+  });
+
   it("over the setpoint with requests queueing, cuts to 1.25x the throughput (the guard's bound toward the service's parallelism)", () => {
     const p = params();
     p.guarded = true;
