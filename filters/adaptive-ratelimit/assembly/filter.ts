@@ -9,7 +9,7 @@ import {
   nowNanos, counter, gauge, logInfo, logWarn,
 } from "../../../runtime/assembly/index";
 import { Histogram, bucketOf } from "./histogram";
-import { APP_LIMITED, GUARD_THROUGHPUT, LOW_CONCURRENCY, PidState, bumpless, coldStart, notFromLoad, step } from "./pid";
+import { APP_LIMITED, BINDING, GUARD_THROUGHPUT, LOW_CONCURRENCY, PidState, bumpless, coldStart, notFromLoad, step } from "./pid";
 import { PrioritySourceKind, Rule, Settings, Signal, parseSettings } from "./settings";
 import { Bucket, CLOCK_STEP_MS, ControllerRecord, GuardRecord, Ledger, Samples } from "./shared";
 
@@ -353,9 +353,11 @@ export class RateLimitRoot extends FilterRoot {
     const readings: u64 = rule.signal == Signal.Latency ? hist.total : completed;
     if (due && !baselined && readings < <u64>rule.pid.minSamples && now - state.lastStepMs < MAX_WINDOW * rule.pid.intervalMs) return;
     const measured = rule.signal == Signal.Latency ? hist.quantile(rule.percentile) : completed == 0 ? -1 : <f64>errors / <f64>completed;
-    // Early: the setpoint is already badly violated on enough samples; waiting out the interval
-    // would let the backlog grow for the rest of it.
-    if (!due && !(readings >= <u64>rule.pid.minSamples && measured >= EARLY_STEP * rule.pid.setpoint)) return;
+    // Early: the setpoint is already badly violated on enough samples, or violated at all while
+    // the limit is open and a queue builds (see openAndQueueing); waiting out the interval would
+    // let the backlog grow for the rest of it.
+    if (!due && !(readings >= <u64>rule.pid.minSamples && (measured >= EARLY_STEP * rule.pid.setpoint ||
+      (measured > rule.pid.setpoint && openAndQueueing(rt, state, hist.mean(), arrivals, rejected, now))))) return;
     for (let k = 0; k < workers.length; k++) {
       const cur = snaps[k];
       if (cur !== null) rt.seen.set(workers[k], cur);
@@ -384,8 +386,12 @@ export class RateLimitRoot extends FilterRoot {
     }
     // The guard's latency allowance follows the mean the service shows while clearly healthy
     // and not held by the rate: under 80% of the setpoint (near it, part of the mean is already
-    // queueing) with demand under the rate (in an overload the mean is the backlog's).
-    if (rule.signal == Signal.Latency && readings >= <u64>rule.pid.minSamples && measured >= 0 && measured <= 0.8 * rule.pid.setpoint && mean > 0 && demand < APP_LIMITED * state.rate) rt.learnHealthyMean(mean);
+    // queueing) with demand under the rate (in an overload the mean is the backlog's). While the
+    // guard turns traffic away, only a mean that shows no queue (within 1.2 times the average
+    // healthy one): a service that lost capacity, held at its bound, would otherwise teach the
+    // guard its queue as the healthy latency, and the bound would grow with it.
+    const guardHolds = <f64>rejected >= BINDING * <f64>arrivals && rt.healthyAverageMs > 0 && mean > QUEUEING * rt.healthyAverageMs;
+    if (rule.signal == Signal.Latency && readings >= <u64>rule.pid.minSamples && measured >= 0 && measured <= 0.8 * rule.pid.setpoint && mean > 0 && demand < APP_LIMITED * state.rate && !guardHolds) rt.learnHealthyMean(mean);
     if (rule.inflightGuard > 0 && !rt.guardWarned && completed >= <u64>rule.pid.minSamples && measured >= 0 && measured <= rule.pid.setpoint) {
       // Healthy, yet the mean latency is past what the guard assumes: it would hold normal
       // traffic (the controller then raises the rate to make room, but say so once).
@@ -411,6 +417,18 @@ export class RateLimitRoot extends FilterRoot {
   createContext(context_id: u32): Context {
     return new RateLimitStream(context_id, this);
   }
+}
+
+/**
+ * The limit is open (what arrived so far this interval is under 90% of the rate, almost none of it
+ * turned away) and the mean latency is past 1.2 times the average healthy one: a queue builds
+ * behind a limit that holds nothing back, and the first reading over the setpoint is evidence
+ * enough to step at once.
+ */
+function openAndQueueing(rt: RuleRuntime, state: PidState, mean: f64, arrivals: u64, rejected: u64, now: f64): bool {
+  const dtS = (now - state.lastStepMs) / 1000.0;
+  if (!(dtS > 0) || rt.healthyAverageMs <= 0 || !(mean > QUEUEING * rt.healthyAverageMs)) return false;
+  return <f64>arrivals / dtS < APP_LIMITED * state.rate && <f64>rejected < BINDING * <f64>arrivals;
 }
 
 /** The entries of `m` whose key is one of `ids`. */

@@ -89,6 +89,22 @@ describe("closed loop on plants of the family (bench/family.ts)", () => {
     await expectEveryTargetMet((c) => c.scenario.name.startsWith("16x50 ms") && c.load === "drop");
   }, 120000);
 
+  // The tuned plant under a ramp that crosses its capacity at about 16.5 s, with a p50 setpoint:
+  // the limit starts open, and the queue grew for the rest of the interval in which the reading
+  // first passed the setpoint (93.5% against the static limit's 99.7%). With the limit open and
+  // the mean past the healthy one, that reading now steps at once.
+  test("16 x 50 ms, ramp past capacity, p50: every target of the cell met", async () => {
+    await expectEveryTargetMet((c) => c.scenario.name.startsWith("16x50 ms") && c.load === "ramp");
+  }, 60000);
+
+  // Exponential service losing 60% of its capacity under a p90 setpoint. The guard, holding the
+  // slower service at its bound, must not learn that queue as the healthy latency (its bound
+  // would grow with it: with the earlier first cut above, the seed-7 run broke the setpoint at
+  // 27 s and settled after 18 intervals).
+  test("4 x 20 ms exponential, 60% capacity drop, p90: every target of the cell met, on both seeds", async () => {
+    await expectEveryTargetMet((c) => c.scenario.name.startsWith("4x20 ms exponential") && c.load === "drop");
+  }, 60000);
+
   // "No rejection after the spike" holds where the load the spike returns to is healthy. On one
   // server at 0.6x a 1 s window misses p99 <= 3 service times with no limiter at all, so shedding
   // there is the SLO enforced; on the tuned plant the base load is healthy and nothing is shed.
