@@ -116,7 +116,10 @@ export function bumpless(params: PidParams, prev: PidState): PidState {
  * One control step. `measured` is the signal over the last interval (latency percentile in
  * ms, or error ratio), `samples` the completed requests behind it, `demand` the requests/s
  * that arrived (admitted or not), `goodRate` the successful completions per second,
- * `rejectedShare` the share of arrivals the limit (or the in-flight guard) turned away.
+ * `rejectedShare` the share of arrivals the limit (or the in-flight guard) turned away,
+ * `concurrency` the requests in flight on average (-1: unknown); with a guard, `queueing` (the
+ * mean latency past the healthy one), `deepCut` (see the deep cut below) and `sameBoundUpTo`
+ * (the highest rate at which the guard's bound stays as it is; 0: no rise while the guard holds).
  * Returns true when the rate changed.
  */
 export function step(params: PidParams, s: PidState, measured: f64, samples: i64, demand: f64, nowMs: f64, goodRate: f64 = 0, rejectedShare: f64 = 0, concurrency: f64 = -1, queueing: bool = true, deepCut: bool = false, sameBoundUpTo: f64 = 0): bool {
