@@ -158,6 +158,14 @@ class RuleRuntime {
     this.metrics = new RuleMetrics(rule, s);
   }
 
+  /**
+   * A queue beyond doubt: the mean latency past QUEUEING times the average healthy one (not only
+   * the least: a noisy mean passes the least often). False until a healthy mean is known.
+   */
+  queuesBeyondDoubt(mean: f64): bool {
+    return this.healthyAverageMs > 0 && mean > QUEUEING * this.healthyAverageMs;
+  }
+
   /** Records a healthy reading's mean latency; the healthy mean is the least of the last HEALTHY_READINGS. */
   learnHealthyMean(mean: f64): void {
     unchecked(this.healthyMeans[this.healthyNext] = mean);
@@ -353,20 +361,21 @@ export class RateLimitRoot extends FilterRoot {
     const readings: u64 = rule.signal == Signal.Latency ? hist.total : completed;
     if (due && !baselined && readings < <u64>rule.pid.minSamples && now - state.lastStepMs < MAX_WINDOW * rule.pid.intervalMs) return;
     const measured = rule.signal == Signal.Latency ? hist.quantile(rule.percentile) : completed == 0 ? -1 : <f64>errors / <f64>completed;
+    const dtS = (now - state.lastStepMs) / 1000.0;
+    const demand = dtS > 0 ? <f64>arrivals / dtS : 0;
+    const mean = rule.signal == Signal.Latency ? hist.mean() : -1;
     // Early: the setpoint is already badly violated on enough samples, or violated at all while
-    // the limit is open and a queue builds (see openAndQueueing); waiting out the interval would
-    // let the backlog grow for the rest of it.
+    // the limit is open (what arrived so far under 90% of the rate, almost none of it turned
+    // away) and a queue beyond doubt builds behind it; waiting out the interval would let the
+    // backlog grow for the rest of it. (Early, dtS is at least a quarter interval.)
     if (!due && !(readings >= <u64>rule.pid.minSamples && (measured >= EARLY_STEP * rule.pid.setpoint ||
-      (measured > rule.pid.setpoint && openAndQueueing(rt, state, hist.mean(), arrivals, rejected, now))))) return;
+      (measured > rule.pid.setpoint && demand < APP_LIMITED * state.rate && <f64>rejected < BINDING * <f64>arrivals && rt.queuesBeyondDoubt(mean))))) return;
     for (let k = 0; k < workers.length; k++) {
       const cur = snaps[k];
       if (cur !== null) rt.seen.set(workers[k], cur);
     }
-    const dtS = (now - state.lastStepMs) / 1000.0;
-    const demand = dtS > 0 ? <f64>arrivals / dtS : 0;
     const goodRate = dtS > 0 && completed >= <u64>rule.pid.minSamples ? <f64>(completed - errors) / dtS : 0;
     // Requests in flight on average over the window (Little's law), from the mean latency.
-    const mean = rule.signal == Signal.Latency ? hist.mean() : -1;
     const concurrency = mean >= 0 && dtS > 0 ? <f64>completed * mean / 1000.0 / dtS : -1;
     // Overload: more arrived than the rate admits (the guard's margin, see inflightLimitOf).
     rt.overload = demand > state.rate;
@@ -374,9 +383,8 @@ export class RateLimitRoot extends FilterRoot {
     // unknown yet: assume so).
     const queueing = rt.healthyMeanMs <= 0 || mean > QUEUEING * rt.healthyMeanMs;
     // A cut deeper than the PID's, to GUARD_THROUGHPUT x the throughput (see step), needs a
-    // queue beyond doubt (the mean past 1.2 times the average healthy one, not only the least:
-    // a noisy mean passes the least often) and a guard's bound that would fall with it.
-    const deepCut = rt.healthyAverageMs > 0 && mean > QUEUEING * rt.healthyAverageMs &&
+    // queue beyond doubt and a guard's bound that would fall with it.
+    const deepCut = rt.queuesBeyondDoubt(mean) &&
       inflightLimitOf(rule, GUARD_THROUGHPUT * goodRate, rt.healthyMeanMs, rt.overload) < rt.guardLimit;
     step(rule.pid, state, measured, <i64>readings, demand, now, goodRate, arrivals > 0 ? <f64>rejected / <f64>arrivals : 0, concurrency, queueing, deepCut, sameBoundUpTo(rule, rt.guardLimit, rt.healthyMeanMs, goodRate));
     if (completed >= <u64>rule.pid.minSamples && notFromLoad(rule.pid, measured, concurrency) && !rt.notFromLoadWarned) {
@@ -390,7 +398,7 @@ export class RateLimitRoot extends FilterRoot {
     // guard turns traffic away, only a mean that shows no queue (within 1.2 times the average
     // healthy one): a service that lost capacity, held at its bound, would otherwise teach the
     // guard its queue as the healthy latency, and the bound would grow with it.
-    const guardHolds = <f64>rejected >= BINDING * <f64>arrivals && rt.healthyAverageMs > 0 && mean > QUEUEING * rt.healthyAverageMs;
+    const guardHolds = <f64>rejected >= BINDING * <f64>arrivals && rt.queuesBeyondDoubt(mean);
     if (rule.signal == Signal.Latency && readings >= <u64>rule.pid.minSamples && measured >= 0 && measured <= 0.8 * rule.pid.setpoint && mean > 0 && demand < APP_LIMITED * state.rate && !guardHolds) rt.learnHealthyMean(mean);
     if (rule.inflightGuard > 0 && !rt.guardWarned && completed >= <u64>rule.pid.minSamples && measured >= 0 && measured <= rule.pid.setpoint) {
       // Healthy, yet the mean latency is past what the guard assumes: it would hold normal
@@ -417,18 +425,6 @@ export class RateLimitRoot extends FilterRoot {
   createContext(context_id: u32): Context {
     return new RateLimitStream(context_id, this);
   }
-}
-
-/**
- * The limit is open (what arrived so far this interval is under 90% of the rate, almost none of it
- * turned away) and the mean latency is past 1.2 times the average healthy one: a queue builds
- * behind a limit that holds nothing back, and the first reading over the setpoint is evidence
- * enough to step at once.
- */
-function openAndQueueing(rt: RuleRuntime, state: PidState, mean: f64, arrivals: u64, rejected: u64, now: f64): bool {
-  const dtS = (now - state.lastStepMs) / 1000.0;
-  if (!(dtS > 0) || rt.healthyAverageMs <= 0 || !(mean > QUEUEING * rt.healthyAverageMs)) return false;
-  return <f64>arrivals / dtS < APP_LIMITED * state.rate && <f64>rejected < BINDING * <f64>arrivals;
 }
 
 /** The entries of `m` whose key is one of `ids`. */
@@ -478,9 +474,7 @@ function guardAdmits(rt: RuleRuntime, reserve: f64): bool {
  */
 function inflightLimitOf(rule: Rule, rate: f64, healthyMeanMs: f64, overload: bool): f64 {
   if (rule.inflightGuard <= 0) return 0;
-  let w = rule.inflightGuard * rule.pid.setpoint;
-  if (healthyMeanMs > 0) w = (overload ? GUARD_MEAN_MARGIN_OVERLOAD : GUARD_MEAN_MARGIN) * healthyMeanMs;
-  const limit = Math.ceil(rate * w / 1000.0);
+  const limit = Math.ceil(rate * allowanceMs(rule, healthyMeanMs, overload) / 1000.0);
   return limit < 2 ? 2 : limit;
 }
 
@@ -491,8 +485,14 @@ function inflightLimitOf(rule: Rule, rate: f64, healthyMeanMs: f64, overload: bo
  */
 function sameBoundUpTo(rule: Rule, limit: f64, healthyMeanMs: f64, goodRate: f64): f64 {
   if (rule.inflightGuard <= 0 || limit <= 0 || !(goodRate > 0) || limit * 1000.0 / goodRate > rule.pid.setpoint) return 0;
-  const w = healthyMeanMs > 0 ? GUARD_MEAN_MARGIN * healthyMeanMs : rule.inflightGuard * rule.pid.setpoint;
+  const w = allowanceMs(rule, healthyMeanMs, false);
   return w > 0 ? limit * 1000.0 / w * (1 - 1e-9) : 0;
+}
+
+/** The latency W in the guard's bound R x W (see inflightLimitOf). */
+function allowanceMs(rule: Rule, healthyMeanMs: f64, overload: bool): f64 {
+  if (healthyMeanMs <= 0) return rule.inflightGuard * rule.pid.setpoint;
+  return (overload ? GUARD_MEAN_MARGIN_OVERLOAD : GUARD_MEAN_MARGIN) * healthyMeanMs;
 }
 
 /**
